@@ -1,0 +1,108 @@
+# ringcast: build, test, bench, run.
+#
+#   make            build build/ringcast (-O2 -g); installs nothing
+#   make run        install missing Debian packages, build, run the server (ARGS="--port 8080 ...")
+#   make test       install missing Debian packages, build and run every test:
+#                   unit tests under ASan+UBSan, the SPSC ring under TSan, each fuzzer for
+#                   FUZZ_SECONDS, integration tests against the real binary on every kernel tier
+#   make fuzz       run each fuzzer longer (FUZZ_SECONDS, default 300)
+#   make deps       only install the Debian packages (as root; otherwise prints the command)
+#   make format     apply .clang-format
+
+CC       ?= cc
+CLANG    ?= clang
+PYTHON   ?= /usr/bin/python3
+CSTD     := -std=gnu11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS := -Iinclude
+CFLAGS   ?= -O2 -g
+LDLIBS   := -luring -lpthread
+TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS)
+SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+TSAN     := -O1 -g -fsanitize=thread
+FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_SECONDS ?= 20
+
+DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev libcriterion-dev libhttp-parser-dev \
+            clang libclang-rt-14-dev python3 curl
+
+LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS   := $(LIB_SRCS:src/%.c=build/obj/%.o)
+ASAN_OBJS  := $(LIB_SRCS:src/%.c=build/asan/%.o)
+FUZZ_OBJS  := $(LIB_SRCS:src/%.c=build/fuzzobj/%.o)
+UNIT_TESTS := $(patsubst tests/%.c,build/asan/%,$(wildcard tests/test_*.c))
+TSAN_TESTS := build/tsan/test_spsc
+FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: all run test unit tsan fuzz-smoke fuzz integration deps format clean bench
+all: build/ringcast
+
+build/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(CPPFLAGS) -MMD -MP -c $< -o $@
+
+build/asan/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(SAN) $(CPPFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzzobj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) $(CPPFLAGS) -MMD -MP -c $< -o $@
+
+build/ringcast: build/obj/main.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The integration tests run this sanitized build of the server.
+build/asan/ringcast: build/asan/main.o $(ASAN_OBJS)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+build/asan/test_%: tests/test_%.c $(ASAN_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $^ $(TESTLIBS)
+
+build/tsan/test_spsc: tests/test_spsc.c src/spsc.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(TSAN) $(CPPFLAGS) -o $@ $^ $(TESTLIBS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	@mkdir -p $(@D)
+	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) -fsanitize=fuzzer $(CPPFLAGS) -o $@ $^ $(LDLIBS)
+
+run: deps build/ringcast
+	./build/ringcast $(ARGS)
+
+test: deps
+	$(MAKE) --no-print-directory build/ringcast build/asan/ringcast $(UNIT_TESTS) $(TSAN_TESTS) $(FUZZERS)
+	PYTHON=$(PYTHON) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/run-all
+
+unit: $(UNIT_TESTS) $(TSAN_TESTS)
+	PYTHON=$(PYTHON) bash tests/run-all unit
+
+fuzz: $(FUZZERS)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash tests/run-all fuzz
+
+integration: build/asan/ringcast
+	PYTHON=$(PYTHON) bash tests/run-all integration
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else \
+	    echo "deps: ringcast needs these Debian packages:$$missing"; \
+	    echo "deps: run as root: apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+format:
+	clang-format -i src/*.c include/*.h tests/*.c tests/fuzz/*.c loadgen/*.c 2>/dev/null || true
+
+clean:
+	rm -rf build
+
+-include $(wildcard build/*/*.d)
