@@ -1,0 +1,88 @@
+/*
+ * msg.h: reference-counted, immutable objects that cross workers: published
+ * messages with their wire forms built once, and plain byte blobs.
+ *
+ * Every object that travels through the SPSC mesh or sits in a connection's
+ * send queue starts with a struct rc: an atomic count and a type tag. A worker
+ * that hands an object to another worker or to a send queue takes a reference
+ * first; whoever drops the last one frees it, on whatever thread that is.
+ * Messages are never written after msg_new() returns, so any thread may read
+ * them without further synchronisation beyond the ring hand-off.
+ */
+#ifndef RINGCAST_MSG_H
+#define RINGCAST_MSG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "span.h"
+
+enum rc_type {
+    RC_MSG = 1,   /* struct msg: a published message */
+    RC_BLOB,      /* struct blob: bytes owned by one connection's send queue */
+    RC_PUBREQ,    /* struct pubreq: a publish on its way to the channel's home worker */
+    RC_GATHER,    /* struct gather: a question every worker answers (mesh.h) */
+    RC_GATHER_DONE,
+};
+
+struct rc {
+    _Atomic uint32_t refs;
+    uint8_t type;
+};
+
+struct gather;
+
+/* A published message. Fields are read-only after msg_new(). */
+struct msg {
+    struct rc rc;
+    uint8_t binary;      /* published as application/octet-stream */
+    uint16_t event_len;
+    uint16_t chan_len;
+    uint32_t chan_hash;
+    uint64_t id;
+    uint64_t time_ms;    /* CLOCK_MONOTONIC ms at publish, for --history-ttl */
+    struct gather *gather; /* the publish's answer collector; see mesh.h */
+    span_t payload;
+    span_t sse;          /* "id: N\nevent: ...\ndata: ...\n\n" */
+    span_t json;         /* {"id":N,"event":"...","data":"..."} */
+    char data[];         /* channel, event, payload, sse, json */
+};
+
+/* Bytes owned by a send queue entry, freed with the last reference. */
+struct blob {
+    struct rc rc;
+    uint32_t len;
+    char data[];
+};
+
+/* Builds a message with refs = 1 and its wire forms. NULL on ENOMEM. */
+struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t event, span_t payload,
+                    int binary, uint64_t time_ms);
+
+static inline span_t msg_channel(const struct msg *m)
+{
+    return span_of(m->data, m->chan_len);
+}
+
+static inline span_t msg_event(const struct msg *m)
+{
+    return span_of(m->data + m->chan_len, m->event_len);
+}
+
+/* A blob of len uninitialised bytes with refs = 1. NULL on ENOMEM. */
+struct blob *blob_new(size_t len);
+
+static inline void rc_get(struct rc *rc)
+{
+    atomic_fetch_add_explicit(&rc->refs, 1, memory_order_relaxed);
+}
+
+static inline void rc_get_n(struct rc *rc, uint32_t n)
+{
+    atomic_fetch_add_explicit(&rc->refs, n, memory_order_relaxed);
+}
+
+/* Drops a reference; frees the object with the last one. NULL is ignored. */
+void rc_put(struct rc *rc);
+
+#endif

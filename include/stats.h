@@ -1,0 +1,63 @@
+/*
+ * stats.h: per-worker counters. Each worker writes only its own (relaxed
+ * atomic stores, no contention); any worker reads all of them to answer
+ * /stats and /metrics. The X-macro lists every counter once, for both the
+ * struct and the two renderers.
+ */
+#ifndef RINGCAST_STATS_H
+#define RINGCAST_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* X(name, prometheus type, help) */
+#define STATS_COUNTERS(X)                                                                          \
+    X(connections_accepted, counter, "Connections accepted")                                      \
+    X(connections_closed, counter, "Connections closed")                                          \
+    X(connections_refused, counter, "Connections answered 503 over --max-conns")                   \
+    X(requests, counter, "HTTP requests parsed")                                                  \
+    X(publishes, counter, "Messages published (counted on the channel's home worker)")            \
+    X(deliveries, counter, "Messages queued to a subscriber")                                     \
+    X(bytes_sent, counter, "Bytes written to sockets")                                            \
+    X(bytes_received, counter, "Bytes read from sockets")                                         \
+    X(sends, counter, "Send operations completed")                                                \
+    X(drops_slow, counter, "Subscribers dropped: more than --max-queue bytes unsent")             \
+    X(drops_nomem, counter, "Connections dropped: out of memory")                                 \
+    X(header_timeouts, counter, "Connections closed: no complete request head in time")           \
+    X(keepalive_timeouts, counter, "Idle keep-alive connections closed")                          \
+    X(http_4xx, counter, "Requests answered with a 4xx status")                                   \
+    X(gaps, counter, "Resumes told of a gap")                                                     \
+    X(cq_overflows, counter, "Completion queue overflows seen")                                   \
+    X(mesh_overflows, counter, "Cross-worker items that waited for room in a full ring")
+
+/* X(name, help): current values, not counters. */
+#define STATS_GAUGES(X)                                                                            \
+    X(connections, "Open connections")                                                            \
+    X(sse_subscribers, "Server-Sent Events subscribers")                                          \
+    X(longpoll_waiting, "Long polls waiting for a message")                                       \
+    X(channels, "Channels held by this worker (replicas included)")
+
+struct stats {
+#define X(name, type, help) _Atomic uint64_t name;
+    STATS_COUNTERS(X)
+#undef X
+#define X(name, help) _Atomic uint64_t name;
+    STATS_GAUGES(X)
+#undef X
+};
+
+/* Owner-only updates: a relaxed load and store, no read-modify-write. */
+#define STAT_ADD(st, field, n)                                                                     \
+    atomic_store_explicit(&(st)->field,                                                           \
+                          atomic_load_explicit(&(st)->field, memory_order_relaxed) + (n),          \
+                          memory_order_relaxed)
+#define STAT_SUB(st, field, n) STAT_ADD(st, field, -(uint64_t)(n))
+
+struct server;
+/* Renders /stats JSON or /metrics text for all workers into a malloc'd
+ * buffer; returns its length, or -ENOMEM. */
+long stats_render_json(const struct server *srv, char **out);
+long stats_render_prometheus(const struct server *srv, char **out);
+
+#endif

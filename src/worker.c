@@ -1,0 +1,1094 @@
+/*
+ * worker.c: one thread per core, each running its own io_uring loop over its
+ * own connections, channel replicas and timers; and the W x W SPSC mesh that
+ * carries publishes to a channel's home worker and messages back to all.
+ *
+ * io_uring practices here and the kernel each needs (fallbacks in brackets):
+ *   multishot accept, into direct descriptors      5.19  [accept re-armed; regular fds]
+ *   multishot recv on a ring-mapped buffer ring    6.0   [poll, then recv into the
+ *                                                         connection's own buffer]
+ *   multishot poll                                 5.13  [poll re-armed]
+ *   MSG_RING doorbell between workers              5.18  [eventfd]
+ * user_data encodes (operation, generation, slot). A connection record is
+ * freed only when its last in-flight operation has completed; at most one
+ * send is in flight per connection, and every send a loop iteration makes
+ * leaves in one io_uring_enter. This file knows nothing of HTTP: serve.c does.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "worker.h"
+
+enum op { OP_ACCEPT = 1, OP_RECV, OP_POLL, OP_SEND, OP_CLOSE, OP_IGNORE, OP_DOORBELL };
+
+#define SQ_ENTRIES 4096
+#define TICK_MS 100
+#define RX_MIN 4096
+
+static inline uint64_t ud(int op, uint32_t slot, uint32_t gen)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)(gen & 0xffffff) << 32) | slot;
+}
+static inline int ud_op(uint64_t u)
+{
+    return (int)(u >> 56);
+}
+static inline uint32_t ud_slot(uint64_t u)
+{
+    return (uint32_t)u;
+}
+static inline uint32_t ud_gen(uint64_t u)
+{
+    return (uint32_t)(u >> 32) & 0xffffff;
+}
+
+static int has(struct worker *w, uint32_t feat)
+{
+    return (w->ring.feat & feat) != 0;
+}
+
+/* Points sqe at the connection's socket, direct or regular, and tags it. */
+static void sqe_conn(struct worker *w, struct io_uring_sqe *sqe, struct conn *c, int op)
+{
+    if (has(w, FEAT_DIRECT))
+        sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->user_data = ud(op, conn_slot(w, c), c->gen);
+}
+
+/* ---- timers: one FIFO per constant timeout ---- */
+
+static void timer_unlink(struct worker *w, struct conn *c)
+{
+    struct tlist *l = &w->tl[c->tlist];
+    uint32_t slot = conn_slot(w, c);
+    if (c->tlist == T_NONE)
+        return;
+    if (c->tprev != SLOT_NONE)
+        w->conns[c->tprev].tnext = c->tnext;
+    else
+        l->head = c->tnext;
+    if (c->tnext != SLOT_NONE)
+        w->conns[c->tnext].tprev = c->tprev;
+    else
+        l->tail = c->tprev;
+    c->tprev = c->tnext = SLOT_NONE;
+    c->tlist = T_NONE;
+    (void)slot;
+}
+
+void conn_timer_set(struct worker *w, struct conn *c, int list)
+{
+    timer_unlink(w, c);
+    if (list == T_NONE)
+        return;
+    struct tlist *l = &w->tl[list];
+    uint32_t slot = conn_slot(w, c);
+    c->tlist = (uint8_t)list;
+    c->deadline = w->now + l->timeout_ms;
+    c->tprev = l->tail;
+    c->tnext = SLOT_NONE;
+    if (l->tail != SLOT_NONE)
+        w->conns[l->tail].tnext = slot;
+    else
+        l->head = slot;
+    l->tail = slot;
+}
+
+static const char heartbeat_bytes[] = ": hb\n";
+
+static void timers_run(struct worker *w)
+{
+    for (int list = T_HEADER; list < T_COUNT; list++) {
+        struct tlist *l = &w->tl[list];
+        /* Bounded: every entry handled is removed or re-queued behind now. */
+        while (l->head != SLOT_NONE) {
+            struct conn *c = &w->conns[l->head];
+            if ((int32_t)(c->deadline - w->now) > 0)
+                break;
+            switch (list) {
+            case T_HEADER:
+                STAT_ADD(&w->stats, header_timeouts, 1);
+                conn_close(w, c);
+                break;
+            case T_KEEPALIVE:
+                STAT_ADD(&w->stats, keepalive_timeouts, 1);
+                conn_close(w, c);
+                break;
+            case T_LONGPOLL:
+                timer_unlink(w, c);
+                serve_longpoll_timeout(w, c);
+                break;
+            case T_HEARTBEAT:
+                conn_timer_set(w, c, T_HEARTBEAT);
+                conn_queue(w, c, NULL, heartbeat_bytes, sizeof(heartbeat_bytes) - 1);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- connections ---- */
+
+void conn_mark_dirty(struct worker *w, struct conn *c)
+{
+    if (c->flags & CF_DIRTY)
+        return;
+    if (w->ndirty == w->dirtycap) {
+        uint32_t ncap = w->dirtycap ? w->dirtycap * 2 : 1024;
+        uint32_t *d = realloc(w->dirty, ncap * sizeof(*d));
+        if (!d)
+            FATAL("out of memory growing the flush list to %u", ncap);
+        w->dirty = d;
+        w->dirtycap = ncap;
+    }
+    c->flags |= CF_DIRTY;
+    w->dirty[w->ndirty++] = conn_slot(w, c);
+}
+
+static void arm_recv(struct worker *w, struct conn *c)
+{
+    if (c->flags & (CF_RECV_ARMED | CF_RECV_BUSY) || c->state == C_CLOSING)
+        return;
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    if (has(w, FEAT_RECV_MULTISHOT)) {
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = RING_BGID;
+        sqe_conn(w, sqe, c, OP_RECV);
+    } else {
+        if (has(w, FEAT_POLL_MULTISHOT))
+            io_uring_prep_poll_multishot(sqe, c->fd, POLLIN | POLLRDHUP);
+        else
+            io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+        sqe_conn(w, sqe, c, OP_POLL);
+    }
+    c->flags |= CF_RECV_ARMED;
+    c->inflight++;
+}
+
+/* Makes room for at least `room` more bytes in the connection's buffer. */
+static int rx_reserve(struct conn *c, size_t room)
+{
+    struct rxbuf *rx = c->rx;
+    uint32_t len = rx ? rx->len : 0;
+    if (rx && rx->cap - len >= room)
+        return 0;
+    size_t ncap = rx ? rx->cap : RX_MIN;
+    while (ncap - len < room)
+        ncap *= 2;
+    struct rxbuf *n = realloc(rx, sizeof(*n) + ncap);
+    if (!n)
+        return -ENOMEM;
+    if (!rx)
+        memset(n, 0, sizeof(*n));
+    n->cap = (uint32_t)ncap;
+    c->rx = n;
+    return 0;
+}
+
+/* Poll mode: read what the socket holds into the connection's own buffer. */
+static void start_recv(struct worker *w, struct conn *c)
+{
+    if (c->flags & CF_RECV_BUSY || c->state == C_CLOSING)
+        return;
+    if (rx_reserve(c, RX_MIN / 2) < 0) {
+        STAT_ADD(&w->stats, drops_nomem, 1);
+        conn_close(w, c);
+        return;
+    }
+    struct rxbuf *rx = c->rx;
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    io_uring_prep_recv(sqe, c->fd, rx->data + rx->len, rx->cap - rx->len, 0);
+    sqe_conn(w, sqe, c, OP_RECV);
+    c->flags |= CF_RECV_BUSY;
+    c->inflight++;
+}
+
+/* Appends received bytes to the connection's buffer (multishot mode). */
+static int rx_append(struct conn *c, const char *p, size_t n)
+{
+    if (rx_reserve(c, n) < 0)
+        return -ENOMEM;
+    memcpy(c->rx->data + c->rx->len, p, n);
+    c->rx->len += (uint32_t)n;
+    return 0;
+}
+
+/* Takes slot, already removed from the free list, for socket fd. */
+static struct conn *conn_new(struct worker *w, uint32_t slot, int fd)
+{
+    struct conn *c = &w->conns[slot];
+    uint32_t gen = c->gen;
+    memset(c, 0, sizeof(*c));
+    c->gen = gen;
+    c->state = C_READ;
+    c->fd = fd;
+    c->tprev = c->tnext = c->sprev = c->snext = SLOT_NONE;
+    w->nconns++;
+    STAT_ADD(&w->stats, connections_accepted, 1);
+    STAT_ADD(&w->stats, connections, 1);
+    conn_timer_set(w, c, T_HEADER);
+    arm_recv(w, c);
+    return c;
+}
+
+static void outq_release(struct outq *q)
+{
+    for (uint32_t i = 0; i < q->count; i++)
+        rc_put(q->ents[(q->head + i) % q->cap].owner);
+    if (q->ents != q->inl)
+        free(q->ents);
+    free(q);
+}
+
+static void conn_maybe_free(struct worker *w, struct conn *c)
+{
+    if (c->state != C_CLOSING || !(c->flags & CF_CLOSE_SENT) || c->inflight)
+        return;
+    if (c->q)
+        outq_release(c->q);
+    free(c->rx);
+    c->q = NULL;
+    c->rx = NULL;
+    c->gen++;
+    c->state = C_FREE;
+    w->freelist[w->nfree++] = conn_slot(w, c);
+    w->nconns--;
+}
+
+static void cancel_op(struct worker *w, struct conn *c, int op)
+{
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    io_uring_prep_cancel64(sqe, ud(op, conn_slot(w, c), c->gen), 0);
+    sqe->user_data = ud(OP_IGNORE, 0, 0);
+}
+
+void conn_close(struct worker *w, struct conn *c)
+{
+    if (c->state == C_CLOSING && (c->flags & CF_CLOSE_SENT))
+        return;
+    if (c->state == C_SSE)
+        STAT_SUB(&w->stats, sse_subscribers, 1);
+    if (c->state == C_LP)
+        STAT_SUB(&w->stats, longpoll_waiting, 1);
+    conn_unsubscribe(w, c);
+    timer_unlink(w, c);
+    c->state = C_CLOSING;
+    if (!(c->flags & CF_RECV_BUSY)) { /* else the kernel still writes into it */
+        free(c->rx);
+        c->rx = NULL;
+    }
+    if (c->flags & CF_RECV_ARMED)
+        cancel_op(w, c, has(w, FEAT_RECV_MULTISHOT) ? OP_RECV : OP_POLL);
+    if (c->flags & CF_RECV_BUSY)
+        cancel_op(w, c, OP_RECV);
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    if (has(w, FEAT_DIRECT))
+        io_uring_prep_close_direct(sqe, (unsigned)c->fd);
+    else
+        io_uring_prep_close(sqe, c->fd);
+    sqe->user_data = ud(OP_CLOSE, conn_slot(w, c), c->gen);
+    c->flags |= CF_CLOSE_SENT;
+    c->inflight++;
+    STAT_ADD(&w->stats, connections_closed, 1);
+    STAT_SUB(&w->stats, connections, 1);
+}
+
+/* ---- send queue ---- */
+
+void conn_queue(struct worker *w, struct conn *c, struct rc *owner, const char *base, size_t len)
+{
+    if (c->state == C_CLOSING && (c->flags & CF_CLOSE_SENT)) {
+        rc_put(owner);
+        return;
+    }
+    struct outq *q = c->q;
+    if (!q) {
+        q = malloc(sizeof(*q));
+        if (!q)
+            goto nomem;
+        q->head = q->count = q->off = q->inflight = 0;
+        q->bytes = 0;
+        q->cap = ARRAY_SIZE(q->inl);
+        q->ents = q->inl;
+        c->q = q;
+    }
+    if (q->count == q->cap) {
+        uint32_t ncap = q->cap * 2;
+        struct outq_ent *e = malloc(ncap * sizeof(*e));
+        if (!e)
+            goto nomem;
+        for (uint32_t i = 0; i < q->count; i++)
+            e[i] = q->ents[(q->head + i) % q->cap];
+        if (q->ents != q->inl)
+            free(q->ents);
+        q->ents = e;
+        q->cap = ncap;
+        q->head = 0;
+    }
+    q->ents[(q->head + q->count) % q->cap] = (struct outq_ent){owner, base, (uint32_t)len};
+    q->count++;
+    q->bytes += len;
+    if (unlikely(q->bytes > w->cfg->max_queue) && (c->state == C_SSE || c->state == C_LP)) {
+        /* A subscriber that does not read must not grow our memory. */
+        STAT_ADD(&w->stats, drops_slow, 1);
+        conn_close(w, c);
+        return;
+    }
+    conn_mark_dirty(w, c);
+    return;
+nomem:
+    rc_put(owner);
+    STAT_ADD(&w->stats, drops_nomem, 1);
+    conn_close(w, c);
+}
+
+void conn_queue_copy(struct worker *w, struct conn *c, const char *base, size_t len)
+{
+    struct blob *b = blob_new(len);
+    if (!b) {
+        STAT_ADD(&w->stats, drops_nomem, 1);
+        conn_close(w, c);
+        return;
+    }
+    memcpy(b->data, base, len);
+    conn_queue(w, c, &b->rc, b->data, len);
+}
+
+static void submit_send(struct worker *w, struct conn *c)
+{
+    struct outq *q = c->q;
+    uint32_t n = q->count < OUTQ_IOV ? q->count : OUTQ_IOV;
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    for (uint32_t i = 0; i < n; i++) {
+        struct outq_ent *e = &q->ents[(q->head + i) % q->cap];
+        uint32_t skip = i == 0 ? q->off : 0;
+        q->iov[i].iov_base = (void *)(e->base + skip);
+        q->iov[i].iov_len = e->len - skip;
+    }
+    if (n == 1) {
+        io_uring_prep_send(sqe, c->fd, q->iov[0].iov_base, q->iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        memset(&q->mh, 0, sizeof(q->mh));
+        q->mh.msg_iov = q->iov;
+        q->mh.msg_iovlen = n;
+        io_uring_prep_sendmsg(sqe, c->fd, &q->mh, MSG_NOSIGNAL);
+    }
+    sqe_conn(w, sqe, c, OP_SEND);
+    q->inflight = n;
+    c->flags |= CF_SENDING;
+    c->inflight++;
+}
+
+static void on_send(struct worker *w, struct conn *c, int res)
+{
+    struct outq *q = c->q;
+    c->flags &= ~CF_SENDING;
+    c->inflight--;
+    if (res < 0 || c->state == C_CLOSING) {
+        if (c->state != C_CLOSING)
+            conn_close(w, c);
+        conn_maybe_free(w, c);
+        return;
+    }
+    STAT_ADD(&w->stats, bytes_sent, (uint64_t)res);
+    STAT_ADD(&w->stats, sends, 1);
+    uint64_t left = (uint64_t)res;
+    q->bytes -= left;
+    while (left && q->count) {
+        struct outq_ent *e = &q->ents[q->head];
+        uint32_t avail = e->len - q->off;
+        if (left < avail) {
+            q->off += (uint32_t)left;
+            break;
+        }
+        left -= avail;
+        rc_put(e->owner);
+        q->off = 0;
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+    if (q->count == 0) {
+        outq_release(q);
+        c->q = NULL;
+        if ((c->flags & CF_CLOSE_AFTER) && c->state == C_READ)
+            conn_close(w, c);
+        return;
+    }
+    conn_mark_dirty(w, c);
+}
+
+/* Sends what each dirty connection has queued, re-arms receives that ran out
+ * of buffers, and closes connections whose last bytes went out. */
+static void flush_dirty(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->ndirty; i++) {
+        struct conn *c = &w->conns[w->dirty[i]];
+        c->flags &= ~CF_DIRTY;
+        if (c->state == C_FREE || (c->flags & CF_CLOSE_SENT))
+            continue;
+        if (c->flags & CF_REARM) {
+            c->flags &= ~CF_REARM;
+            arm_recv(w, c);
+        }
+        if (c->flags & CF_RESUME) {
+            c->flags &= ~CF_RESUME;
+            serve_input(w, c);
+            if (c->flags & CF_CLOSE_SENT)
+                continue;
+        }
+        if (c->q && c->q->count && !(c->flags & CF_SENDING))
+            submit_send(w, c);
+        else if (!c->q && (c->flags & CF_CLOSE_AFTER) && c->state == C_READ)
+            conn_close(w, c);
+    }
+    w->ndirty = 0;
+}
+
+/* ---- subscriptions ---- */
+
+void conn_subscribe(struct worker *w, struct conn *c, struct chan *ch)
+{
+    uint32_t slot = conn_slot(w, c);
+    c->chan = ch;
+    c->sprev = SLOT_NONE;
+    c->snext = ch->sub_head;
+    if (ch->sub_head != CHAN_NONE)
+        w->conns[ch->sub_head].sprev = slot;
+    ch->sub_head = slot;
+    ch->nsubs++;
+}
+
+void conn_unsubscribe(struct worker *w, struct conn *c)
+{
+    struct chan *ch = c->chan;
+    if (!ch)
+        return;
+    if (c->sprev != SLOT_NONE)
+        w->conns[c->sprev].snext = c->snext;
+    else
+        ch->sub_head = c->snext;
+    if (c->snext != SLOT_NONE)
+        w->conns[c->snext].sprev = c->sprev;
+    c->sprev = c->snext = SLOT_NONE;
+    c->chan = NULL;
+    ch->nsubs--;
+}
+
+/* ---- the mesh ---- */
+
+void mesh_send(struct worker *w, int dst, struct rc *item)
+{
+    __typeof__(w->overflow[0]) *ov = &w->overflow[dst];
+    w->bell[dst] = 1;
+    if (ov->n == 0 && spsc_push(mesh_ring(w->srv, w->id, dst), item))
+        return;
+    /* Keep order: once anything waits, everything after it waits too. */
+    if (ov->n == ov->cap) {
+        uint32_t ncap = ov->cap ? ov->cap * 2 : 256;
+        struct rc **it = realloc(ov->items, ncap * sizeof(*it));
+        if (!it)
+            FATAL("out of memory queueing for worker %d", dst);
+        ov->items = it;
+        ov->cap = ncap;
+    }
+    ov->items[ov->n++] = item;
+    STAT_ADD(&w->stats, mesh_overflows, 1);
+}
+
+static void flush_overflow(struct worker *w)
+{
+    for (int dst = 0; dst < w->srv->nworkers; dst++) {
+        __typeof__(w->overflow[0]) *ov = &w->overflow[dst];
+        if (!ov->n)
+            continue;
+        size_t k = spsc_push_batch(mesh_ring(w->srv, w->id, dst), (void *const *)ov->items, ov->n);
+        memmove(ov->items, ov->items + k, (ov->n - k) * sizeof(*ov->items));
+        ov->n -= (uint32_t)k;
+        w->bell[dst] = 1;
+    }
+}
+
+/* Wakes the targets of this round's items that announced they sleep. */
+static void ring_bells(struct worker *w)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    for (int dst = 0; dst < w->srv->nworkers; dst++) {
+        if (!w->bell[dst])
+            continue;
+        w->bell[dst] = 0;
+        struct worker *t = &w->srv->workers[dst];
+        if (!atomic_load_explicit(&t->sleeping, memory_order_relaxed))
+            continue;
+        if (has(w, FEAT_MSG_RING)) {
+            struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+            io_uring_prep_msg_ring(sqe, t->ring_fd, 0, ud(OP_DOORBELL, 0, 0), 0);
+            sqe->user_data = ud(OP_IGNORE, 0, 0);
+        } else {
+            uint64_t one = 1;
+            ssize_t r = write(t->efd, &one, sizeof(one));
+            (void)r; /* a full counter already means "wake up" */
+        }
+    }
+}
+
+static void arm_doorbell(struct worker *w)
+{
+    if (has(w, FEAT_MSG_RING))
+        return;
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    io_uring_prep_read(sqe, w->efd, &w->efd_buf, sizeof(w->efd_buf), 0);
+    sqe->user_data = ud(OP_DOORBELL, 0, 0);
+}
+
+/* Hands m to every local subscriber, answers the publish's gather, then
+ * keeps m in history (taking this worker's reference). */
+static void deliver(struct worker *w, struct msg *m)
+{
+    struct chan *ch = chan_get(&w->chans, msg_channel(m), m->chan_hash);
+    uint64_t reached = 0;
+    if (ch) {
+        chan_expire(&w->chans, ch, w->start_ms + w->now);
+        for (uint32_t s = ch->sub_head, next; s != CHAN_NONE; s = next) {
+            struct conn *c = &w->conns[s];
+            next = c->snext; /* serve_deliver may unsubscribe c */
+            serve_deliver(w, c, m);
+            reached++;
+        }
+    }
+    STAT_ADD(&w->stats, deliveries, reached);
+    struct gather *g = m->gather;
+    if (g) {
+        atomic_fetch_add_explicit(&g->sum, reached, memory_order_relaxed);
+        if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) == 1) {
+            if (g->origin == w->id)
+                serve_gather_done(w, g);
+            else
+                mesh_send(w, g->origin, &g->rc);
+        }
+    }
+    if (ch)
+        chan_append(&w->chans, ch, m);
+    else
+        rc_put(&m->rc);
+    atomic_store_explicit(&w->stats.channels, w->chans.count, memory_order_relaxed);
+}
+
+void worker_publish_local(struct worker *w, struct pubreq *r)
+{
+    int nw = w->srv->nworkers;
+    span_t name = span_of(r->data, r->chan_len);
+    span_t event = span_of(r->data + r->chan_len, r->event_len);
+    span_t payload = span_of(r->data + r->chan_len + r->event_len, r->payload_len);
+    struct gather *g = calloc(1, sizeof(*g) + name.len);
+    struct chan *ch = g ? chan_get(&w->chans, name, r->hash) : NULL;
+    struct msg *m = ch ? msg_new(name, r->hash, ch->last_id + 1, event, payload, r->binary,
+                                 w->start_ms + w->now)
+                       : NULL;
+    if (g) {
+        atomic_init(&g->rc.refs, 1);
+        g->rc.type = RC_GATHER;
+        g->kind = G_PUBLISH;
+        g->origin = r->origin;
+        g->slot = r->slot;
+        g->gen = r->gen;
+        g->hash = r->hash;
+        g->chan_len = r->chan_len;
+        memcpy(g->name, name.base, name.len);
+    }
+    if (!m) {
+        /* id 0 tells the origin the publish failed; it answers 503. */
+        if (!g)
+            FATAL("out of memory publishing on worker %d", w->id);
+        atomic_init(&g->pending, 0);
+        if (g->origin == w->id)
+            serve_gather_done(w, g);
+        else
+            mesh_send(w, g->origin, &g->rc);
+        return;
+    }
+    g->id = m->id;
+    atomic_init(&g->pending, (uint32_t)nw);
+    m->gather = g;
+    if (nw > 1)
+        rc_get_n(&m->rc, (uint32_t)nw - 1);
+    for (int dst = 0; dst < nw; dst++)
+        if (dst != w->id)
+            mesh_send(w, dst, &m->rc);
+    STAT_ADD(&w->stats, publishes, 1);
+    deliver(w, m);
+}
+
+void worker_gather_answer(struct worker *w, struct gather *g)
+{
+    struct chan *ch = chan_find(&w->chans, span_of(g->name, g->chan_len), g->hash);
+    if (ch)
+        atomic_fetch_add_explicit(&g->sum, ch->nsubs, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) == 1) {
+        if (g->origin == w->id)
+            serve_gather_done(w, g);
+        else
+            mesh_send(w, g->origin, &g->rc);
+    }
+}
+
+static void handle_item(struct worker *w, struct rc *item)
+{
+    switch (item->type) {
+    case RC_PUBREQ:
+        worker_publish_local(w, (struct pubreq *)item);
+        rc_put(item);
+        break;
+    case RC_MSG:
+        deliver(w, (struct msg *)item);
+        break;
+    case RC_GATHER: {
+        struct gather *g = (struct gather *)item;
+        /* The origin gets a gather back only once everyone answered. */
+        if (g->origin == w->id)
+            serve_gather_done(w, g);
+        else
+            worker_gather_answer(w, g);
+        break;
+    }
+    default:
+        FATAL("unknown mesh item type %d", item->type);
+    }
+}
+
+static int drain_inbox(struct worker *w)
+{
+    void *items[64];
+    int total = 0;
+    for (int src = 0; src < w->srv->nworkers; src++) {
+        if (src == w->id)
+            continue;
+        size_t n = spsc_pop_batch(mesh_ring(w->srv, src, w->id), items, ARRAY_SIZE(items));
+        for (size_t i = 0; i < n; i++)
+            handle_item(w, items[i]);
+        total += (int)n;
+    }
+    return total;
+}
+
+static int inbox_empty(struct worker *w)
+{
+    for (int src = 0; src < w->srv->nworkers; src++)
+        if (src != w->id && !spsc_empty(mesh_ring(w->srv, src, w->id)))
+            return 0;
+    return 1;
+}
+
+/* ---- accept and completions ---- */
+
+static void arm_accept(struct worker *w)
+{
+    if (w->accept_armed || w->accept_paused || w->draining)
+        return;
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    uint32_t slot = 0;
+    if (has(w, FEAT_ACCEPT_MULTISHOT) && has(w, FEAT_DIRECT))
+        io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, 0);
+    else if (has(w, FEAT_ACCEPT_MULTISHOT))
+        io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, 0);
+    else if (has(w, FEAT_DIRECT)) {
+        /* 5.15: we choose the table entry; the connection slot is unique, so
+         * its number is a free entry. */
+        if (w->nfree == 0) {
+            w->accept_paused = 1;
+            w->accept_paused_at = w->now;
+            io_uring_prep_nop(sqe);
+            sqe->user_data = ud(OP_IGNORE, 0, 0);
+            return;
+        }
+        slot = w->freelist[--w->nfree]; /* reserved until the accept completes */
+        io_uring_prep_accept_direct(sqe, w->listen_fd, NULL, NULL, 0, slot);
+    } else
+        io_uring_prep_accept(sqe, w->listen_fd, NULL, NULL, 0);
+    sqe->user_data = ud(OP_ACCEPT, slot, 0);
+    w->accept_armed = 1;
+}
+
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    int direct = has(w, FEAT_DIRECT), multishot = has(w, FEAT_ACCEPT_MULTISHOT);
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        w->accept_armed = 0;
+    if (res < 0 && direct && !multishot)
+        w->freelist[w->nfree++] = ud_slot(cqe->user_data);
+    if (res < 0) {
+        if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+            /* Out of descriptors: wait for closes rather than spin. */
+            if (!w->accept_paused)
+                fprintf(stderr, "ringcast: worker %d: accept: %s; pausing accepts\n", w->id,
+                        strerror(-res));
+            w->accept_paused = 1;
+            w->accept_paused_at = w->now;
+        } else if (res != -ECANCELED && res != -EINVAL)
+            fprintf(stderr, "ringcast: worker %d: accept: %s\n", w->id, strerror(-res));
+        return;
+    }
+    struct conn *c;
+    if (direct && !multishot) { /* 5.15: res is 0, the entry is the slot we chose */
+        uint32_t slot = ud_slot(cqe->user_data);
+        c = conn_new(w, slot, (int)slot);
+    } else if (w->nfree) {
+        c = conn_new(w, w->freelist[--w->nfree], res);
+    } else {
+        /* No record free: only when the kernel chose the entry. */
+        struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+        if (direct)
+            io_uring_prep_close_direct(sqe, (unsigned)res);
+        else
+            io_uring_prep_close(sqe, res);
+        sqe->user_data = ud(OP_IGNORE, 0, 0);
+        STAT_ADD(&w->stats, connections_refused, 1);
+        return;
+    }
+    if (w->nconns > w->cfg->max_conns) {
+        STAT_ADD(&w->stats, connections_refused, 1);
+        serve_refuse(w, c);
+    }
+}
+
+static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    int multishot = has(w, FEAT_RECV_MULTISHOT);
+    if (multishot) {
+        if (!(cqe->flags & IORING_CQE_F_MORE)) {
+            c->flags &= ~CF_RECV_ARMED;
+            c->inflight--;
+        }
+    } else {
+        c->flags &= ~CF_RECV_BUSY;
+        c->inflight--;
+        if (res > 0 && c->state != C_CLOSING)
+            c->rx->len += (uint32_t)res;
+    }
+    if (res > 0 && multishot) {
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        int rc = c->state == C_CLOSING ? 0 : rx_append(c, ring_buf(&w->ring, bid), (size_t)res);
+        ring_buf_recycle(&w->ring, bid);
+        if (rc < 0) {
+            STAT_ADD(&w->stats, drops_nomem, 1);
+            conn_close(w, c);
+        }
+    }
+    if (c->state == C_CLOSING) {
+        conn_maybe_free(w, c);
+        return;
+    }
+    if (res == -ENOBUFS) {
+        c->flags |= CF_REARM;
+        conn_mark_dirty(w, c);
+        return;
+    }
+    if (res <= 0) {
+        if (res == 0)
+            c->flags |= CF_EOF;
+        conn_close(w, c);
+        return;
+    }
+    STAT_ADD(&w->stats, bytes_received, (uint64_t)res);
+    /* Poll mode: a full buffer or a readiness seen while reading means the
+     * socket may hold more, and poll will not say so again. */
+    int more = !multishot && ((c->rx && c->rx->len == c->rx->cap) || (c->flags & CF_MORE));
+    c->flags &= ~CF_MORE;
+    serve_input(w, c);
+    if (c->state == C_CLOSING)
+        return;
+    if (c->rx && c->rx->len == 0) {
+        free(c->rx); /* idle connections hold no buffer */
+        c->rx = NULL;
+    }
+    if (multishot) {
+        if (!(c->flags & CF_RECV_ARMED))
+            arm_recv(w, c);
+    } else if (more) {
+        start_recv(w, c); /* there may be more: poll will not fire again */
+    } else if (!(c->flags & CF_RECV_ARMED)) {
+        arm_recv(w, c);
+    }
+}
+
+static void on_poll(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->flags &= ~CF_RECV_ARMED;
+        c->inflight--;
+    }
+    if (c->state == C_CLOSING) {
+        conn_maybe_free(w, c);
+        return;
+    }
+    if (cqe->res < 0) {
+        conn_close(w, c);
+        return;
+    }
+    if (c->flags & CF_RECV_BUSY)
+        c->flags |= CF_MORE;
+    else
+        start_recv(w, c);
+}
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+    uint64_t u = cqe->user_data;
+    int op = ud_op(u);
+    if (op == OP_ACCEPT) {
+        on_accept(w, cqe);
+        return;
+    }
+    if (op == OP_DOORBELL) {
+        arm_doorbell(w);
+        return;
+    }
+    if (op == OP_IGNORE)
+        return;
+    uint32_t slot = ud_slot(u);
+    if (slot >= w->nslots)
+        FATAL("completion for slot %u of %u (op %d)", slot, w->nslots, op);
+    struct conn *c = &w->conns[slot];
+    if ((c->gen & 0xffffff) != ud_gen(u) || c->state == C_FREE)
+        FATAL("stale completion: op %d slot %u gen %u/%u", op, slot, ud_gen(u), c->gen);
+    switch (op) {
+    case OP_RECV:
+        on_recv(w, c, cqe);
+        break;
+    case OP_POLL:
+        on_poll(w, c, cqe);
+        break;
+    case OP_SEND:
+        on_send(w, c, cqe->res);
+        break;
+    case OP_CLOSE:
+        c->inflight--;
+        conn_maybe_free(w, c);
+        break;
+    default:
+        FATAL("unknown op %d", op);
+    }
+}
+
+/* ---- the loop ---- */
+
+static void begin_drain(struct worker *w)
+{
+    w->draining = 1;
+    /* A pending accept fails (EINVAL) once its socket stops listening;
+     * connections still queued on it are reset. */
+    shutdown(w->listen_fd, SHUT_RDWR);
+    for (uint32_t s = 0; s < w->nslots; s++) {
+        struct conn *c = &w->conns[s];
+        if (c->state != C_FREE && c->state != C_CLOSING)
+            serve_drain(w, c);
+    }
+}
+
+static void pin(int id)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(id % (n > 0 ? n : 1), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static int worker_setup(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+    uint32_t want = cfg->max_conns + 64;
+    int rc = ring_init(&w->ring, cfg->features, SQ_ENTRIES, want);
+    if (rc < 0) {
+        fprintf(stderr, "ringcast: worker %d: io_uring setup: %s\n", w->id, strerror(-rc));
+        return rc;
+    }
+    w->nslots = has(w, FEAT_DIRECT) && w->ring.nfiles < want ? w->ring.nfiles : want;
+    w->ring_fd = w->ring.uring.ring_fd;
+    /* Reserved, not committed: a record costs memory only once touched. */
+    w->conns = mmap(NULL, (size_t)w->nslots * sizeof(struct conn), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    w->freelist = mmap(NULL, (size_t)w->nslots * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED)
+        return -ENOMEM;
+    /* Lowest slots first, so the touched part of the table stays dense. */
+    for (uint32_t i = 0; i < w->nslots; i++)
+        w->freelist[i] = w->nslots - 1 - i;
+    w->nfree = w->nslots;
+    if ((rc = chan_table_init(&w->chans, cfg->history, (uint64_t)cfg->history_ttl * 1000)) < 0)
+        return rc;
+    for (int i = 0; i < T_COUNT; i++)
+        w->tl[i].head = w->tl[i].tail = SLOT_NONE;
+    w->tl[T_HEADER].timeout_ms = cfg->header_timeout * 1000;
+    w->tl[T_KEEPALIVE].timeout_ms = cfg->keepalive_timeout * 1000;
+    w->tl[T_LONGPOLL].timeout_ms = cfg->poll_timeout * 1000;
+    w->tl[T_HEARTBEAT].timeout_ms = cfg->heartbeat * 1000;
+    w->overflow = calloc((size_t)w->srv->nworkers, sizeof(*w->overflow));
+    w->bell = calloc((size_t)w->srv->nworkers, 1);
+    if (!w->overflow || !w->bell)
+        return -ENOMEM;
+    w->start_ms = now_ms();
+    return 0;
+}
+
+static void worker_teardown(struct worker *w)
+{
+    chan_table_destroy(&w->chans);
+    for (uint32_t s = 0; s < w->nslots; s++) {
+        struct conn *c = &w->conns[s];
+        if (c->state == C_FREE)
+            continue;
+        if (c->q)
+            outq_release(c->q);
+        free(c->rx);
+    }
+    for (int i = 0; i < w->srv->nworkers; i++)
+        free(w->overflow[i].items);
+    free(w->overflow);
+    free(w->bell);
+    free(w->dirty);
+    munmap(w->conns, (size_t)w->nslots * sizeof(struct conn));
+    munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
+    ring_exit(&w->ring);
+}
+
+static _Atomic int workers_ready;
+static _Atomic int workers_failed;
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct server *s = w->srv;
+    pin(w->id);
+    if (worker_setup(w) < 0) {
+        atomic_fetch_add(&workers_failed, 1);
+        atomic_fetch_add(&workers_ready, 1);
+        return NULL;
+    }
+    atomic_store(&w->ready, 1);
+    atomic_fetch_add(&workers_ready, 1);
+    /* Nobody may ring a doorbell before every ring exists. */
+    while (atomic_load(&workers_ready) < s->nworkers)
+        usleep(1000);
+    if (atomic_load(&workers_failed))
+        goto out;
+    arm_doorbell(w);
+    arm_accept(w);
+    uint32_t drain_deadline = 0;
+    uint64_t overflow_seen = 0;
+    for (;;) {
+        w->now = (uint32_t)(now_ms() - w->start_ms);
+        if (atomic_load_explicit(&s->stop, memory_order_relaxed) && !w->draining) {
+            begin_drain(w);
+            drain_deadline = w->now + s->cfg.drain * 1000;
+        }
+        if (w->draining && (w->nconns == 0 || (int32_t)(w->now - drain_deadline) >= 0))
+            break;
+        if (w->accept_paused && w->now - w->accept_paused_at >= TICK_MS)
+            w->accept_paused = 0;
+        arm_accept(w);
+        flush_overflow(w);
+        for (int round = 0; round < 8 && drain_inbox(w); round++)
+            ;
+        timers_run(w);
+        flush_dirty(w);
+        ring_bells(w);
+
+        struct __kernel_timespec ts = {0, TICK_MS * 1000000LL};
+        atomic_store(&w->sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        int idle = inbox_empty(w) && w->ndirty == 0;
+        if (!idle) {
+            atomic_store(&w->sleeping, 0);
+            ts.tv_nsec = 0;
+        }
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&w->ring.uring, &cqe, 1, &ts, NULL);
+        atomic_store(&w->sleeping, 0);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+            FATAL("worker %d: io_uring wait: %s", w->id, strerror(-rc));
+        w->now = (uint32_t)(now_ms() - w->start_ms);
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&w->ring.uring, head, cqe)
+        {
+            dispatch(w, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&w->ring.uring, n);
+        uint64_t ov = w->ring.uring.cq.koverflow ? *w->ring.uring.cq.koverflow : 0;
+        if (ov != overflow_seen) {
+            STAT_ADD(&w->stats, cq_overflows, ov - overflow_seen);
+            overflow_seen = ov;
+        }
+    }
+out:
+    worker_teardown(w);
+    return NULL;
+}
+
+int server_start(struct server *s)
+{
+    size_t mesh_bytes = (size_t)s->nworkers * (size_t)s->nworkers * sizeof(struct spsc);
+    s->mesh = aligned_alloc(CACHELINE, mesh_bytes); /* struct spsc is cache-line aligned */
+    if (s->mesh)
+        memset(s->mesh, 0, mesh_bytes);
+    s->workers = calloc((size_t)s->nworkers, sizeof(struct worker));
+    if (!s->mesh || !s->workers)
+        return -ENOMEM;
+    for (int i = 0; i < s->nworkers * s->nworkers; i++)
+        if (i / s->nworkers != i % s->nworkers && spsc_init(&s->mesh[i], 4096) < 0)
+            return -ENOMEM;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        w->id = i;
+        w->srv = s;
+        w->cfg = &s->cfg;
+        w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->efd < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+int server_run(struct server *s, const int *listen_fds)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].listen_fd = listen_fds[i];
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0)
+            return -EAGAIN;
+    }
+    while (atomic_load(&workers_ready) < s->nworkers)
+        usleep(1000);
+    if (atomic_load(&workers_failed))
+        return -EIO;
+    s->features = s->workers[0].ring.feat;
+    return 0;
+}
+
+void server_wait(struct server *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    for (int i = 0; i < s->nworkers * s->nworkers; i++)
+        if (i / s->nworkers != i % s->nworkers) {
+            void *item;
+            while (spsc_pop(&s->mesh[i], &item))
+                rc_put(item);
+            spsc_destroy(&s->mesh[i]);
+        }
+    for (int i = 0; i < s->nworkers; i++)
+        close(s->workers[i].efd);
+    free(s->mesh);
+    free(s->workers);
+}
