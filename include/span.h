@@ -34,6 +34,14 @@ static inline int span_eq(span_t a, span_t b)
     return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
 }
 
+/* Copies s to out (s.base may be NULL when s.len is 0); returns the end. */
+static inline char *span_put(char *out, span_t s)
+{
+    if (s.len)
+        memcpy(out, s.base, s.len);
+    return out + s.len;
+}
+
 /* ASCII case-insensitive equality, for header names and tokens. */
 static inline int span_eq_nocase(span_t a, span_t b)
 {

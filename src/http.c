@@ -228,7 +228,10 @@ static void http_note_transfer_encoding(span_t v, struct http_framing *f)
     f->te_seen = 1;
     while (http_list_next(&list, &coding)) {
         if (coding.len == 0) {
-            f->bad = 1; /* "chunked," or an empty header: not a coding we can name */
+            /* RFC 9110 section 5.6.1 has recipients skip empty list elements,
+             * but "chunked," is read as a coding "chunked," by some parsers:
+             * on a framing header we refuse rather than pick a reading. */
+            f->bad = 1;
             continue;
         }
         f->te_last_chunked = span_eq_nocase(coding, SPAN_LIT("chunked"));

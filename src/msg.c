@@ -28,15 +28,11 @@ struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t even
     m->time_ms = time_ms;
     m->gather = NULL;
 
-    char *p = m->data;
-    memcpy(p, channel.base, channel.len);
-    p += channel.len;
-    memcpy(p, event.base, event.len);
+    char *p = span_put(m->data, channel);
     span_t ev = span_of(p, event.len);
-    p += event.len;
-    memcpy(p, payload.base, payload.len);
+    p = span_put(p, event);
     m->payload = span_of(p, payload.len);
-    p += payload.len;
+    p = span_put(p, payload);
     char *end = wire_sse_write(p, id, ev, m->payload);
     m->sse = span_of(p, (size_t)(end - p));
     p = end;

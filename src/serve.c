@@ -149,9 +149,10 @@ static void answer_poll(struct worker *w, struct conn *c, const struct chan *ch,
 {
     uint32_t count = m ? 1 : r->count;
     uint64_t last_id = m ? m->id : ch->last_id;
-    size_t len = 12 + name.len + 15 + 12 + wire_u64_len(last_id) + 2; /* fixed parts */
+    /* {"channel":"NAME","messages":[M,M],"last_id":N GAP}\n */
+    size_t len = 12 + name.len + 14 + 12 + wire_u64_len(last_id) + 2 + (count ? count - 1 : 0);
     for (uint32_t i = 0; i < count; i++)
-        len += (m ? m : chan_hist_at(ch, r->first + i))->json.len + 1;
+        len += (m ? m : chan_hist_at(ch, r->first + i))->json.len;
     char gap[96] = "";
     if (r && r->gap)
         snprintf(gap, sizeof(gap), ",\"gap\":{\"requested\":%llu,\"first\":%llu}",
@@ -180,9 +181,8 @@ static void answer_poll(struct worker *w, struct conn *c, const struct chan *ch,
     p += strlen(gap);
     *p++ = '}';
     *p++ = '\n';
-    /* The size sum above reserves one comma per message; the first needs none. */
-    size_t used = (size_t)(p - start);
-    b->len -= (uint32_t)(len - used);
+    if ((size_t)(p - start) != len)
+        FATAL("poll answer of %zu bytes, %zu announced", (size_t)(p - start), len);
     answer_end(w, c, b);
 }
 
@@ -257,9 +257,7 @@ static void do_publish(struct worker *w, struct conn *c, const struct http_reque
     r->slot = conn_slot(w, c);
     r->gen = c->gen;
     r->hash = chan_hash(name);
-    memcpy(r->data, name.base, name.len);
-    memcpy(r->data + name.len, event.base, event.len);
-    memcpy(r->data + name.len + event.len, body.base, body.len);
+    span_put(span_put(span_put(r->data, name), event), body);
     c->state = C_WAIT;
     int home = (int)(r->hash % (uint32_t)w->srv->nworkers);
     if (home == w->id) {

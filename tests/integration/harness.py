@@ -197,13 +197,13 @@ class Server:
                 self.checked = True
                 if not SANITIZER_RE.search(text) and TIER_LACK_RE.search(text):
                     raise TierUnsupported(self.tail(3, oneline=True))
-                raise StartFailure("server exited with status %s before listening (%s); output:\n%s"
-                                   % (self.proc.returncode, " ".join(self.args), self.tail(40)))
+                raise StartFailure("server exited with status %s before listening (%s)"
+                                   % (self.proc.returncode, " ".join(self.args)))
             if time.monotonic() > deadline:
                 self._kill()
                 self.checked = True
-                raise StartFailure("no 'listening on %s:PORT' line within %.0fs (%s); output:\n%s"
-                                   % (self.host, START_TIMEOUT, " ".join(self.args), self.tail(40)))
+                raise StartFailure("no 'listening on %s:PORT' line within %.0fs (%s); killed"
+                                   % (self.host, START_TIMEOUT, " ".join(self.args)))
             time.sleep(0.01)
         self.port = listening[0]
         return self
@@ -288,6 +288,18 @@ class Server:
         lines += [("stdout: " + l.decode("utf-8", "replace").rstrip("\n")) for l in self.out]
         lines = lines[-n:]
         return " / ".join(lines) if oneline else "\n".join(lines)
+
+    def report(self, n=40, san=80):
+        """The output worth showing for a failure: from the first sanitizer line on if there
+        is one, else the last n lines."""
+        lines = [l.decode("utf-8", "replace").rstrip("\n") for l in self.err]
+        lines += [("stdout: " + l.decode("utf-8", "replace").rstrip("\n")) for l in self.out]
+        for i, l in enumerate(lines):
+            if SANITIZER_RE.search(l):
+                if i <= 5:
+                    return lines[:i + san]
+                return lines[:3] + ["..."] + lines[i - 2:i + san]
+        return lines[-n:]
 
     # -- clients tracked for cleanup
 

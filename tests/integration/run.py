@@ -109,11 +109,13 @@ class Runner:
             result = "fail"
             reason = reason or "cleanup failed: %s" % e
         if result == "fail":
-            details += ["note: " + n for n in ctx.notes]
+            if ctx.notes and reason:
+                # the server's own failure (crash, sanitizer, exit status) is the headline
+                reason = "%s; the test saw: %s" % ("; ".join(ctx.notes), reason)
             for s in ctx.servers:
                 if s.err or s.out:
-                    details.append("server %s, last output:" % " ".join(s.args[1:]))
-                    details += ["| " + l for l in s.tail(25).split("\n")]
+                    details.append("server %s, output:" % " ".join(s.args[1:]))
+                    details += ["| " + l for l in s.report()]
         elapsed = time.monotonic() - t0
         name = fn.test_name
         tiername = tier if tier else "any"
@@ -126,7 +128,7 @@ class Runner:
         else:
             self.failed += 1
             self.out("FAIL tier=%s %s (%.1fs): %s" % (tiername, name, elapsed, reason))
-            for d in details[:80]:
+            for d in details[:120]:
                 self.out("    " + d)
         return result
 
@@ -148,11 +150,11 @@ class Runner:
                         return
                 elif gate == "skip":
                     self.skipped += 1
-                    self.out("SKIP tier=%s %s: kernel lacks this tier (see startup)" % (tier, fn.test_name))
+                    self.out("SKIP tier=%s %s (0.0s): kernel lacks this tier (see startup)" % (tier, fn.test_name))
                 else:
                     self.failed += 1
-                    self.out("FAIL tier=%s %s (0.0s): not run: the server does not start on this tier "
-                             "(see startup)" % (tier, fn.test_name))
+                    self.out("FAIL tier=%s %s (0.0s): not run: the startup check failed on this tier"
+                             % (tier, fn.test_name))
             if self.args.exitfirst and self.failed:
                 return
         for fn in once:

@@ -62,10 +62,11 @@ def errors_bad_request(t):
 
 @test
 def errors_404_405_keep_connection(t):
-    """404 and 405 keep the connection open; 405 names the right method in Allow."""
+    """404 and 405 keep the connection open; 405 names the right method in Allow; a request
+    with Connection: close is answered, then the connection closed."""
     with t.server() as s:
         c = s.conn()
-        for path in ("/nope", "/pub", "/subx/a", "/channels/unknown"):
+        for path in ("/nope", "/subx/a", "/channels/unknown"):
             error_answer(c.get(path), 404, "GET " + path)
             still_usable(c, "after 404 for " + path)
         r = c.get("/pub/a")
@@ -81,6 +82,10 @@ def errors_404_405_keep_connection(t):
         error_answer(r, 405, "DELETE /pub/a")
         check("POST" in r.header_tokens("allow"), "DELETE /pub/a: Allow %r should name POST", r.header("allow"))
         still_usable(c, "after 405 for DELETE")
+        # Connection: close is honoured (HTTP/1.1)
+        r = c.get("/poll/ok", headers=[("Connection", "close")])
+        json_answer(r, 200, "request with Connection: close")
+        expect_closed(c, "after Connection: close")
 
 
 @test
@@ -130,8 +135,9 @@ def errors_431_head_too_large(t):
 @test
 def errors_503_max_conns(t):
     """--workers 1 --max-conns 5: the 6th connection gets 503 and is closed; after one closes,
-    a new connection works."""
-    with t.server(workers=1, max_conns=5) as s:
+    a new connection works (within 4 s: --heartbeat 1 lets even a server that notices a closed
+    SSE client only when a send fails find out)."""
+    with t.server(workers=1, max_conns=5, heartbeat=1) as s:
         subs = [s.sse("/sub/full") for _ in range(5)]
         for x in subs:
             x.preamble()
@@ -141,7 +147,7 @@ def errors_503_max_conns(t):
         error_answer(r, 503, "6th connection")
         expect_closed(c, "503")
         subs[0].close()
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 4
         for attempt in range(100):
             c = s.conn()
             c.try_send(client.build_request("POST", "/pub/full", body=b"hi"))

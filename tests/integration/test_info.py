@@ -25,8 +25,10 @@ def wait_subscribers(s, ch, n, timeout=3.0):
 
 @test
 def channel_info_fields(t):
-    """subscribers (on every worker), last_id, history, first_id; 404 for an unknown channel."""
-    with t.server(history=3) as s:
+    """subscribers (on every worker), last_id, history, first_id; 404 for an unknown channel.
+    Closed subscribers leave the count within 4 s (--heartbeat 1, so even a server that only
+    notices a closed SSE client when a send fails finds out)."""
+    with t.server(history=3, heartbeat=1) as s:
         r = s.get("/channels/nope")
         error_answer(r, 404, "GET /channels/nope")
         s.publish("a", "1")
@@ -46,7 +48,7 @@ def channel_info_fields(t):
         eq(s.publish("a", "6")["subscribers"], 6, "publish answer subscribers")
         for x in subs[:4]:
             x.close()
-        v = wait_subscribers(s, "a", 2)
+        v = wait_subscribers(s, "a", 2, timeout=4)
         eq(v["subscribers"], 2, "subscribers after 4 of 6 closed")
         eq((v["last_id"], v["history"], v["first_id"]), (6, 3, 4), "last_id, history, first_id after 6")
 
