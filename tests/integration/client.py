@@ -627,6 +627,10 @@ class SSEStream:
     def has_preamble(self):
         return any(it.kind == "block" for it in self.items)
 
+    def settled(self):
+        """The preamble arrived, or it never will (error status, EOF)."""
+        return self.eof or (self.status is not None and self.status != 200) or self.has_preamble()
+
     def preamble(self, timeout=5.0):
         """Wait for the head (200, text/event-stream) and the first block, which must be
         retry-only; only comments may come before it. Returns that block."""

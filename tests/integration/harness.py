@@ -360,7 +360,9 @@ class Ctx:
         return p
 
     def cleanup(self):
-        """Safety net after every test: stop whatever is still running."""
+        """Safety net after every test: stop whatever is still running. Returns the problems
+        of servers that had not been stopped and checked yet."""
+        problems = []
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -371,9 +373,11 @@ class Ctx:
         for s in self.servers:
             if not s.checked:
                 try:
-                    s.stop()
-                except BaseException:
+                    problems += s.stop()
+                except BaseException:  # noqa: B902 - whatever happens, the process must go
                     s._kill()
             s._kill()
             s.close_clients()
+        self.notes += problems
+        return problems
 

@@ -104,12 +104,14 @@ class Runner:
             result = "fail"
             reason, details = describe(e)
         try:
-            ctx.cleanup()
+            late = ctx.cleanup()
+            if late and result == "pass":
+                result, reason = "fail", "; ".join(late)
         except BaseException as e:  # noqa: B902
             result = "fail"
             reason = reason or "cleanup failed: %s" % e
         if result == "fail":
-            if ctx.notes and reason:
+            if ctx.notes and reason and reason != "; ".join(ctx.notes):
                 # the server's own failure (crash, sanitizer, exit status) is the headline
                 reason = "%s; the test saw: %s" % ("; ".join(ctx.notes), reason)
             for s in ctx.servers:

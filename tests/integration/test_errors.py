@@ -1,6 +1,5 @@
 """README "Errors": statuses, JSON bodies, which errors close the connection, limits, timeouts."""
 
-import socket
 import time
 
 import client

@@ -2,13 +2,14 @@
 
 import time
 
+import client
 from client import drain_available, pump_all
 from harness import Failure, check, eq, json_answer, test
 
 
 def connect_all(s, paths, rcvbuf=None, timeout=20):
     subs = [s.sse(p, rcvbuf=rcvbuf) for p in paths]
-    pump_all(subs, lambda: all(x.has_preamble() or x.eof for x in subs), timeout, "SSE preambles")
+    pump_all(subs, lambda: all(x.settled() for x in subs), timeout, "SSE preambles")
     for x in subs:
         x.preamble(timeout=0.5)  # checks status 200 and that the first block is retry:
     return subs
@@ -17,19 +18,26 @@ def connect_all(s, paths, rcvbuf=None, timeout=20):
 def expect_streams(subs, want, timeout, what):
     """Every stream receives exactly `want` (list of (id, data)), in order."""
     n = len(want)
+
+    def done():
+        for i, x in enumerate(subs):
+            if x.eof and x.n_events < n:
+                raise Failure("%s: subscriber %d of %d (%s) ended (%s) after %d of %d events"
+                              % (what, i, len(subs), x.path, "reset" if x.reset else "EOF", x.n_events, n))
+        return all(x.n_events >= n for x in subs)
     try:
-        pump_all(subs, lambda: all(x.n_events >= n for x in subs), timeout, what)
-    except AssertionError as e:
+        pump_all(subs, done, timeout, what)
+    except (client.Timeout, client.Closed) as e:
         counts = sorted(x.n_events for x in subs)
         raise Failure("%s; events per subscriber min %d max %d (want %d); ended streams: %d"
-                             % (e, counts[0], counts[-1], n, sum(1 for x in subs if x.eof)))
+                      % (e, counts[0], counts[-1], n, sum(1 for x in subs if x.eof)))
     drain_available(subs)
     for i, x in enumerate(subs):
         got = [(e.id, e.data) for e in x.all_events()]
         if got != want:
             bad = next((k for k in range(min(len(got), n)) if got[k] != want[k]), min(len(got), n))
             raise Failure("%s: subscriber %d of %d (%s): %d events, first difference at #%d: got %r, want %r"
-                                 % (what, i, len(subs), x.path, len(got), bad, got[bad:bad + 2], want[bad:bad + 2]))
+                          % (what, i, len(subs), x.path, len(got), bad, got[bad:bad + 2], want[bad:bad + 2]))
         check(not x.eof, "%s: subscriber %d stream ended", what, i)
 
 
