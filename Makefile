@@ -16,7 +16,7 @@ CSTD     := -std=gnu11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -Iinclude
 CFLAGS   ?= -O2 -g
-LDLIBS   := -luring -lpthread
+LDLIBS   := -luring -lwolfssl -lpthread -lm
 TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS)
 SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN     := -O1 -g -fsanitize=thread
@@ -28,11 +28,16 @@ DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev libcriterion-dev lib
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:src/%.c=build/obj/%.o)
-ASAN_OBJS  := $(LIB_SRCS:src/%.c=build/asan/%.o)
-FUZZ_OBJS  := $(LIB_SRCS:src/%.c=build/fuzzobj/%.o)
+LG_SRCS    := $(filter-out loadgen/main.c,$(wildcard loadgen/*.c))
+LG_OBJS    := $(LG_SRCS:loadgen/%.c=build/obj/lg_%.o)
+ASAN_OBJS  := $(LIB_SRCS:src/%.c=build/asan/%.o) $(LG_SRCS:loadgen/%.c=build/asan/lg_%.o)
+FUZZ_OBJS  := $(LIB_SRCS:src/%.c=build/fuzzobj/%.o) $(LG_SRCS:loadgen/%.c=build/fuzzobj/lg_%.o)
 UNIT_TESTS := $(patsubst tests/%.c,build/asan/%,$(wildcard tests/test_*.c))
 TSAN_TESTS := build/tsan/test_spsc
 FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+# Keep objects make would call intermediate (the fuzz build's).
+.SECONDARY:
 
 .PHONY: all run test unit tsan fuzz-smoke fuzz integration deps format clean bench
 all: build/ringcast
@@ -49,6 +54,19 @@ build/fuzzobj/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) $(CPPFLAGS) -MMD -MP -c $< -o $@
 
+# The load generator's modules: loadgen/X.c becomes lg_X.o beside the server's.
+build/obj/lg_%.o: loadgen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(CPPFLAGS) -Iloadgen -MMD -MP -c $< -o $@
+
+build/asan/lg_%.o: loadgen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(SAN) $(CPPFLAGS) -Iloadgen -MMD -MP -c $< -o $@
+
+build/fuzzobj/lg_%.o: loadgen/%.c
+	@mkdir -p $(@D)
+	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) $(CPPFLAGS) -Iloadgen -MMD -MP -c $< -o $@
+
 build/ringcast: build/obj/main.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -58,7 +76,7 @@ build/asan/ringcast: build/asan/main.o $(ASAN_OBJS)
 
 build/asan/test_%: tests/test_%.c $(ASAN_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $^ $(TESTLIBS)
+	$(CC) $(CSTD) $(WARN) $(SAN) $(CPPFLAGS) -Iloadgen -o $@ $^ $(TESTLIBS)
 
 build/tsan/test_spsc: tests/test_spsc.c src/spsc.c
 	@mkdir -p $(@D)
@@ -66,7 +84,7 @@ build/tsan/test_spsc: tests/test_spsc.c src/spsc.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(@D)
-	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) -fsanitize=fuzzer $(CPPFLAGS) -o $@ $^ $(LDLIBS)
+	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) -fsanitize=fuzzer $(CPPFLAGS) -Iloadgen -o $@ $^ $(LDLIBS)
 
 run: deps build/ringcast
 	./build/ringcast $(ARGS)

@@ -44,6 +44,7 @@ struct msg {
     struct gather *gather; /* the publish's answer collector; see mesh.h */
     span_t payload;
     span_t sse;          /* "id: N\nevent: ...\ndata: ...\n\n" */
+    span_t sse_body;     /* sse without its "id: N\n" line, for composite ids */
     span_t json;         /* {"id":N,"event":"...","data":"..."} */
     char data[];         /* channel, event, payload, sse, json */
 };

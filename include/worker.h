@@ -44,6 +44,7 @@ enum conn_flags {
     CF_REARM = 1 << 7,      /* recv must be re-armed (ENOBUFS) */
     CF_MORE = 1 << 8,       /* poll mode: readable again while a recv was in flight */
     CF_RESUME = 1 << 9,     /* back in C_READ: parse what was pipelined meanwhile */
+    CF_MULTI = 1 << 10,     /* subscribed to several channels: see struct subnode */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -90,10 +91,25 @@ struct conn {
     int32_t fd;          /* regular descriptor, or -1 with a direct one (= slot) */
     uint32_t tprev, tnext; /* timer list */
     uint32_t deadline;   /* ms since the worker started */
-    uint32_t sprev, snext; /* channel subscriber list */
-    struct chan *chan;
+    uint32_t sprev, snext; /* channel subscriber list; CF_MULTI: snext = first subnode */
+    struct chan *chan;     /* the one subscribed channel (NULL with CF_MULTI) */
     struct rxbuf *rx;
     struct outq *q;
+};
+
+/*
+ * A channel's subscriber list holds ids: a connection slot for a connection
+ * subscribed to one channel (its links live in struct conn, the cheap common
+ * case), or SUB_POOL | index of a subnode for each channel of a connection
+ * subscribed to several (up to SERVE_MAX_CHANNELS).
+ */
+#define SUB_POOL 0x80000000u
+struct subnode {
+    uint32_t prev, next; /* channel subscriber list */
+    uint32_t slot;       /* the connection */
+    uint32_t cnext;      /* the connection's next subnode, or SLOT_NONE */
+    struct chan *ch;
+    uint64_t last_id;    /* last id this connection was given on ch */
 };
 
 struct tlist {
@@ -126,6 +142,8 @@ struct worker {
     uint32_t accept_paused_at;
 
     struct chan_table chans;
+    struct subnode *subs;  /* pool of subnodes; free ones chained through next */
+    uint32_t nsubnodes, sub_free;
     struct tlist tl[T_COUNT];
     uint32_t *dirty;       /* connections with bytes to send */
     uint32_t ndirty, dirtycap;
@@ -195,6 +213,9 @@ void conn_queue_copy(struct worker *w, struct conn *c, const char *base, size_t 
 void conn_close(struct worker *w, struct conn *c);
 void conn_timer_set(struct worker *w, struct conn *c, int list);
 void conn_subscribe(struct worker *w, struct conn *c, struct chan *ch);
+/* Subscribes c to n channels with per-channel last ids; -ENOMEM. */
+int conn_subscribe_multi(struct worker *w, struct conn *c, struct chan **chans,
+                         const uint64_t *last_ids, int n);
 void conn_unsubscribe(struct worker *w, struct conn *c);
 void mesh_send(struct worker *w, int dst, struct rc *item);
 void worker_publish_local(struct worker *w, struct pubreq *r);
@@ -216,8 +237,9 @@ void serve_init(struct server *s);
 /* Parses and answers every complete request in c->rx; returns when it needs
  * more bytes or the connection changed state (streaming, waiting, closing). */
 void serve_input(struct worker *w, struct conn *c);
-/* A message arrived for a long poll or SSE subscriber on this worker. */
-void serve_deliver(struct worker *w, struct conn *c, struct msg *m);
+/* A message arrived for a long poll or SSE subscriber on this worker; node is
+ * the subscription's subnode for a several-channel subscriber, else NULL. */
+void serve_deliver(struct worker *w, struct conn *c, struct subnode *node, struct msg *m);
 /* The origin side of a finished gather: answer the waiting request. */
 void serve_gather_done(struct worker *w, struct gather *g);
 /* Long poll timed out: empty answer. */

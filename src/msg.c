@@ -35,6 +35,8 @@ struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t even
     p = span_put(p, payload);
     char *end = wire_sse_write(p, id, ev, m->payload);
     m->sse = span_of(p, (size_t)(end - p));
+    size_t id_line = 4 + wire_u64_len(id) + 1;
+    m->sse_body = span_of(p + id_line, m->sse.len - id_line);
     p = end;
     end = wire_json_msg_write(p, id, ev, m->payload);
     m->json = span_of(p, (size_t)(end - p));

@@ -142,44 +142,86 @@ void serve_refuse(struct worker *w, struct conn *c)
 
 /* ---- poll answers ---- */
 
-/* Answers a long or short poll with history[r->first .. +count) of ch (or
- * just m when m is set) and the gap, if any. */
-static void answer_poll(struct worker *w, struct conn *c, const struct chan *ch, span_t name,
-                        const struct chan_range *r, struct msg *m)
+/* One channel's part of a poll answer:
+ * {"channel":"NAME","messages":[...],"last_id":N[,"gap":{...}]} */
+struct poll_part {
+    span_t name;
+    const struct chan *ch;
+    struct chan_range r; /* history range to send, when m is NULL */
+    struct msg *m;       /* the one message to send (a woken long poll) */
+    uint64_t last_id;
+};
+
+static struct msg *part_msg(const struct poll_part *p, uint32_t i)
 {
-    uint32_t count = m ? 1 : r->count;
-    uint64_t last_id = m ? m->id : ch->last_id;
-    /* {"channel":"NAME","messages":[M,M],"last_id":N GAP}\n */
-    size_t len = 12 + name.len + 14 + 12 + wire_u64_len(last_id) + 2 + (count ? count - 1 : 0);
-    for (uint32_t i = 0; i < count; i++)
-        len += (m ? m : chan_hist_at(ch, r->first + i))->json.len;
-    char gap[96] = "";
-    if (r && r->gap)
-        snprintf(gap, sizeof(gap), ",\"gap\":{\"requested\":%llu,\"first\":%llu}",
-                 (unsigned long long)r->gap_requested, (unsigned long long)r->gap_first);
-    len += strlen(gap);
+    return p->m ? p->m : chan_hist_at(p->ch, p->r.first + i);
+}
+
+static uint32_t part_count(const struct poll_part *p)
+{
+    return p->m ? 1 : p->r.count;
+}
+
+static size_t part_gap(const struct poll_part *p, char gap[96])
+{
+    gap[0] = 0;
+    if (!p->m && p->r.gap)
+        return (size_t)snprintf(gap, 96, ",\"gap\":{\"requested\":%llu,\"first\":%llu}",
+                                (unsigned long long)p->r.gap_requested,
+                                (unsigned long long)p->r.gap_first);
+    return 0;
+}
+
+static size_t part_size(const struct poll_part *p)
+{
+    char gap[96];
+    uint32_t n = part_count(p);
+    size_t len = 12 + p->name.len + 14 + 12 + wire_u64_len(p->last_id) + 1 + (n ? n - 1 : 0);
+    for (uint32_t i = 0; i < n; i++)
+        len += part_msg(p, i)->json.len;
+    return len + part_gap(p, gap);
+}
+
+static char *part_write(char *out, const struct poll_part *p)
+{
+    char gap[96];
+    size_t gl = part_gap(p, gap);
+    out = span_put(out, SPAN_LIT("{\"channel\":\""));
+    out = span_put(out, p->name); /* names need no escaping: see wire_name_ok */
+    out = span_put(out, SPAN_LIT("\",\"messages\":["));
+    for (uint32_t i = 0; i < part_count(p); i++) {
+        if (i)
+            *out++ = ',';
+        out = span_put(out, part_msg(p, i)->json);
+    }
+    out = span_put(out, SPAN_LIT("],\"last_id\":"));
+    out = wire_u64_write(out, p->last_id);
+    out = span_put(out, span_of(gap, gl));
+    *out++ = '}';
+    return out;
+}
+
+/* Answers a poll: one channel's object as is, several wrapped as
+ * {"channels":[...]}. Messages are shared bytes copied once into the answer,
+ * since its framing (Content-Length, last ids) is this answer's own. */
+static void answer_parts(struct worker *w, struct conn *c, const struct poll_part *parts, int n)
+{
+    size_t len = n == 1 ? 1 : 13 + 3 + (size_t)(n - 1); /* {"channels":[ ]}\n */
+    for (int i = 0; i < n; i++)
+        len += part_size(&parts[i]);
     struct blob *b;
     char *p = answer_begin(w, c, 200, "application/json", NULL, len, &b), *start = p;
     if (!p)
         return;
-    memcpy(p, "{\"channel\":\"", 12);
-    p += 12;
-    memcpy(p, name.base, name.len); /* names need no escaping: see wire_name_ok */
-    p += name.len;
-    memcpy(p, "\",\"messages\":[", 14);
-    p += 14;
-    for (uint32_t i = 0; i < count; i++) {
-        struct msg *x = m ? m : chan_hist_at(ch, r->first + i);
+    if (n > 1)
+        p = span_put(p, SPAN_LIT("{\"channels\":["));
+    for (int i = 0; i < n; i++) {
         if (i)
             *p++ = ',';
-        memcpy(p, x->json.base, x->json.len);
-        p += x->json.len;
+        p = part_write(p, &parts[i]);
     }
-    memcpy(p, "],\"last_id\":", 12);
-    p = wire_u64_write(p + 12, last_id);
-    memcpy(p, gap, strlen(gap));
-    p += strlen(gap);
-    *p++ = '}';
+    if (n > 1)
+        p = span_put(p, SPAN_LIT("]}"));
     *p++ = '\n';
     if ((size_t)(p - start) != len)
         FATAL("poll answer of %zu bytes, %zu announced", (size_t)(p - start), len);
@@ -188,29 +230,102 @@ static void answer_poll(struct worker *w, struct conn *c, const struct chan *ch,
 
 /* ---- requests ---- */
 
-static int parse_since(struct worker *w, struct conn *c, const struct http_request *req,
-                       int *have, uint64_t *since)
+#define SERVE_MAX_CHANNELS 16
+
+/* The channels a request names, with what each client has already seen. */
+struct target {
+    int n;
+    span_t names[SERVE_MAX_CHANNELS];
+    uint32_t hash[SERVE_MAX_CHANNELS];
+    uint8_t have[SERVE_MAX_CHANNELS];
+    uint64_t since[SERVE_MAX_CHANNELS];
+};
+
+/* Splits "/prefix/a,b,c" into checked, distinct names; answers 400 itself. */
+static int parse_channels(struct worker *w, struct conn *c, span_t path, size_t prefix,
+                          struct target *t)
 {
-    span_t v;
-    *have = 0;
-    if (http_query_get(req->query, SPAN_LIT("since"), &v)) {
-        if (wire_parse_u64(v, since) < 0) {
-            answer_error(w, c, 400, NULL, "since=%.*s: expected a message id (a whole number)",
-                         (int)(v.len > 40 ? 40 : v.len), v.base);
+    const char *p = path.base + prefix, *end = path.base + path.len;
+    t->n = 0;
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        span_t name = span_of(p, (size_t)((comma ? comma : end) - p));
+        if (!wire_name_ok(name, WIRE_CHANNEL_MAX)) {
+            answer_error(w, c, 400, NULL,
+                         "bad channel name: expected 1-128 bytes of A-Z a-z 0-9 _ . : -, "
+                         "several separated by commas");
             return -EINVAL;
         }
-        *have = 1;
+        if (t->n == SERVE_MAX_CHANNELS) {
+            answer_error(w, c, 400, NULL, "more than %d channels in one request",
+                         SERVE_MAX_CHANNELS);
+            return -EINVAL;
+        }
+        int dup = 0;
+        for (int i = 0; i < t->n; i++)
+            dup |= span_eq(t->names[i], name);
+        if (!dup) {
+            t->names[t->n] = name;
+            t->hash[t->n] = chan_hash(name);
+            t->have[t->n] = 0;
+            t->n++;
+        }
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* "N" (every channel) or "a:N,b:M" (the named ones). 0, or -EINVAL. */
+static int since_list(struct target *t, span_t v)
+{
+    uint64_t x;
+    if (wire_parse_u64(v, &x) == 0) {
+        for (int i = 0; i < t->n; i++) {
+            t->have[i] = 1;
+            t->since[i] = x;
+        }
         return 0;
     }
-    const struct http_header *h = http_header_find(req, SPAN_LIT("Last-Event-ID"));
-    if (h) {
-        if (wire_parse_u64(h->value, since) < 0) {
-            answer_error(w, c, 400, NULL,
-                         "Last-Event-ID: %.*s: expected a message id (a whole number)",
-                         (int)(h->value.len > 40 ? 40 : h->value.len), h->value.base);
+    const char *p = v.base, *end = v.base + v.len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        span_t item = span_of(p, (size_t)((comma ? comma : end) - p));
+        const char *colon = item.len ? memrchr(item.base, ':', item.len) : NULL;
+        if (!colon)
             return -EINVAL;
-        }
-        *have = 1;
+        span_t name = span_of(item.base, (size_t)(colon - item.base));
+        span_t num = span_of(colon + 1, (size_t)(item.base + item.len - colon - 1));
+        int i;
+        for (i = 0; i < t->n && !span_eq(t->names[i], name); i++)
+            ;
+        if (i == t->n || wire_parse_u64(num, &x) < 0)
+            return -EINVAL;
+        t->have[i] = 1;
+        t->since[i] = x;
+        p = comma ? comma + 1 : end;
+    }
+    return 0;
+}
+
+static int parse_since(struct worker *w, struct conn *c, const struct http_request *req,
+                       struct target *t)
+{
+    span_t v;
+    const char *what = "since";
+    if (!http_query_get(req->query, SPAN_LIT("since"), &v)) {
+        const struct http_header *h = http_header_find(req, SPAN_LIT("Last-Event-ID"));
+        if (!h)
+            return 0;
+        v = h->value;
+        what = "Last-Event-ID";
+    }
+    if (since_list(t, v) < 0) {
+        answer_error(w, c, 400, NULL,
+                     "%s %.*s: expected a message id, or CHANNEL:ID pairs separated by commas "
+                     "naming the requested channels",
+                     what, (int)(v.len > 60 ? 60 : v.len), v.base);
+        return -EINVAL;
     }
     return 0;
 }
@@ -268,77 +383,149 @@ static void do_publish(struct worker *w, struct conn *c, const struct http_reque
     }
 }
 
-static void do_sse(struct worker *w, struct conn *c, span_t name, int have_since, uint64_t since)
+/* A gap event: no id line, so the client's Last-Event-ID stays put. */
+static void queue_gap_event(struct worker *w, struct conn *c, span_t name,
+                            const struct chan_range *r)
 {
-    struct chan *ch = local_chan(w, name, 1);
-    if (!ch) {
-        answer_error(w, c, 503, NULL, "out of memory");
-        return;
+    char ev[300];
+    int n = snprintf(ev, sizeof(ev),
+                     "event: gap\ndata: {\"channel\":\"%.*s\",\"requested\":%llu,"
+                     "\"first\":%llu}\n\n",
+                     (int)name.len, name.base, (unsigned long long)r->gap_requested,
+                     (unsigned long long)r->gap_first);
+    conn_queue_copy(w, c, ev, (size_t)n);
+    STAT_ADD(&w->stats, gaps, 1);
+}
+
+/* A several-channel subscriber's event: its own id line, listing every
+ * channel's last id with this event's channel first, then the message's
+ * shared bytes after its id line. */
+static void queue_multi_event(struct worker *w, struct conn *c, struct subnode *node,
+                              struct msg *m)
+{
+    char line[SERVE_MAX_CHANNELS * (WIRE_CHANNEL_MAX + 22) + 8], *p = line;
+    node->last_id = m->id;
+    p = span_put(p, SPAN_LIT("id: "));
+    p = span_put(span_put(p, span_of(node->ch->name, node->ch->name_len)), SPAN_LIT(":"));
+    p = wire_u64_write(p, m->id);
+    for (uint32_t k = c->snext; k != SLOT_NONE; k = w->subs[k].cnext) {
+        struct subnode *o = &w->subs[k];
+        if (o == node)
+            continue;
+        p = span_put(span_put(p, SPAN_LIT(",")), span_of(o->ch->name, o->ch->name_len));
+        *p++ = ':';
+        p = wire_u64_write(p, o->last_id);
     }
-    conn_queue(w, c, NULL, w->srv->sse_head, w->srv->sse_head_len);
-    if (have_since) {
-        struct chan_range r;
-        chan_since(ch, since, &r);
-        if (r.gap) {
-            char ev[300];
-            int n = snprintf(ev, sizeof(ev),
-                             "event: gap\ndata: {\"channel\":\"%.*s\",\"requested\":%llu,"
-                             "\"first\":%llu}\n\n",
-                             (int)name.len, name.base, (unsigned long long)r.gap_requested,
-                             (unsigned long long)r.gap_first);
-            conn_queue_copy(w, c, ev, (size_t)n);
-            STAT_ADD(&w->stats, gaps, 1);
+    *p++ = '\n';
+    conn_queue_copy(w, c, line, (size_t)(p - line));
+    rc_get(&m->rc);
+    conn_queue(w, c, &m->rc, m->sse_body.base, m->sse_body.len);
+}
+
+static int local_chans(struct worker *w, struct conn *c, const struct target *t,
+                       struct chan **chans)
+{
+    for (int i = 0; i < t->n; i++)
+        if (!(chans[i] = local_chan(w, t->names[i], 1))) {
+            answer_error(w, c, 503, NULL, "out of memory");
+            return -ENOMEM;
         }
-        for (uint32_t i = 0; i < r.count; i++) {
-            struct msg *m = chan_hist_at(ch, r.first + i);
-            rc_get(&m->rc);
-            conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
+    return 0;
+}
+
+static void do_sse(struct worker *w, struct conn *c, const struct target *t)
+{
+    struct chan *chans[SERVE_MAX_CHANNELS];
+    uint64_t last[SERVE_MAX_CHANNELS];
+    if (local_chans(w, c, t, chans) < 0)
+        return;
+    conn_queue(w, c, NULL, w->srv->sse_head, w->srv->sse_head_len);
+    if (t->n > 1) {
+        for (int i = 0; i < t->n; i++)
+            last[i] = t->have[i] ? t->since[i] : chans[i]->last_id;
+        if (conn_subscribe_multi(w, c, chans, last, t->n) < 0) {
+            conn_close(w, c);
+            return;
+        }
+    }
+    /* The backlog, channel by channel, before any live message. */
+    struct subnode *node = NULL;
+    for (int i = 0; i < t->n; i++) {
+        if (t->n > 1)
+            node = &w->subs[i == 0 ? c->snext : node->cnext];
+        if (!t->have[i])
+            continue;
+        struct chan_range r;
+        chan_since(chans[i], t->since[i], &r);
+        if (r.gap)
+            queue_gap_event(w, c, t->names[i], &r);
+        for (uint32_t k = 0; k < r.count; k++) {
+            struct msg *m = chan_hist_at(chans[i], r.first + k);
+            if (node) {
+                queue_multi_event(w, c, node, m);
+            } else {
+                rc_get(&m->rc);
+                conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
+            }
         }
     }
     if (c->flags & CF_CLOSE_SENT)
         return;
     c->state = C_SSE;
-    conn_subscribe(w, c, ch);
+    if (t->n == 1)
+        conn_subscribe(w, c, chans[0]);
     conn_timer_set(w, c, T_HEARTBEAT);
     STAT_ADD(&w->stats, sse_subscribers, 1);
 }
 
-static void do_longpoll(struct worker *w, struct conn *c, span_t name, int have_since,
-                        uint64_t since)
+/* Long poll: answers at once when any channel has something after its
+ * since (or a gap), else waits on all of them. */
+static void do_longpoll(struct worker *w, struct conn *c, const struct target *t)
 {
-    struct chan *ch = local_chan(w, name, 1);
-    if (!ch) {
+    struct chan *chans[SERVE_MAX_CHANNELS];
+    struct poll_part parts[SERVE_MAX_CHANNELS];
+    uint64_t last[SERVE_MAX_CHANNELS];
+    int ready = 0;
+    if (local_chans(w, c, t, chans) < 0)
+        return;
+    for (int i = 0; i < t->n; i++) {
+        last[i] = t->have[i] ? t->since[i] : chans[i]->last_id;
+        parts[i] = (struct poll_part){.name = t->names[i], .ch = chans[i],
+                                      .last_id = chans[i]->last_id};
+        chan_since(chans[i], last[i], &parts[i].r);
+        if (parts[i].r.gap)
+            STAT_ADD(&w->stats, gaps, 1);
+        ready |= parts[i].r.count || parts[i].r.gap;
+    }
+    if (ready) {
+        answer_parts(w, c, parts, t->n);
+        return;
+    }
+    if (t->n == 1)
+        conn_subscribe(w, c, chans[0]);
+    else if (conn_subscribe_multi(w, c, chans, last, t->n) < 0) {
         answer_error(w, c, 503, NULL, "out of memory");
         return;
     }
-    if (!have_since)
-        since = ch->last_id;
-    struct chan_range r;
-    chan_since(ch, since, &r);
-    if (r.gap)
-        STAT_ADD(&w->stats, gaps, 1);
-    if (r.count || r.gap) {
-        answer_poll(w, c, ch, name, &r, NULL);
-        return;
-    }
     c->state = C_LP;
-    conn_subscribe(w, c, ch);
     conn_timer_set(w, c, T_LONGPOLL);
     STAT_ADD(&w->stats, longpoll_waiting, 1);
 }
 
-static void do_poll(struct worker *w, struct conn *c, span_t name, int have_since, uint64_t since)
+static void do_poll(struct worker *w, struct conn *c, const struct target *t)
 {
-    const struct chan *ch = local_chan(w, name, 0);
-    if (!ch)
-        ch = &no_chan;
-    if (!have_since)
-        since = chan_first_id(ch) - 1;
-    struct chan_range r;
-    chan_since(ch, since, &r);
-    if (r.gap)
-        STAT_ADD(&w->stats, gaps, 1);
-    answer_poll(w, c, ch, name, &r, NULL);
+    struct poll_part parts[SERVE_MAX_CHANNELS];
+    for (int i = 0; i < t->n; i++) {
+        const struct chan *ch = local_chan(w, t->names[i], 0);
+        if (!ch)
+            ch = &no_chan;
+        uint64_t since = t->have[i] ? t->since[i] : chan_first_id(ch) - 1;
+        parts[i] = (struct poll_part){.name = t->names[i], .ch = ch, .last_id = ch->last_id};
+        chan_since(ch, since, &parts[i].r);
+        if (parts[i].r.gap)
+            STAT_ADD(&w->stats, gaps, 1);
+    }
+    answer_parts(w, c, parts, t->n);
 }
 
 static void do_channel_info(struct worker *w, struct conn *c, span_t name)
@@ -381,19 +568,17 @@ static void do_stats(struct worker *w, struct conn *c, int prometheus)
     free(body);
 }
 
-/* Splits "/prefix/NAME" and checks NAME; answers 400 itself when bad. */
-static int channel_of(struct worker *w, struct conn *c, span_t path, size_t prefix, span_t *name)
+/* The one channel of a publish or channel-info request; answers 400 itself. */
+static int one_channel(struct worker *w, struct conn *c, span_t path, size_t prefix, span_t *name)
 {
-    *name = span_of(path.base + prefix, path.len - prefix);
-    if (memchr(name->base, ',', name->len)) {
-        answer_error(w, c, 400, NULL, "several channels in one request are not supported yet");
+    struct target t;
+    if (parse_channels(w, c, path, prefix, &t) < 0)
+        return -EINVAL;
+    if (t.n > 1) {
+        answer_error(w, c, 400, NULL, "name one channel here; several are for subscribers");
         return -EINVAL;
     }
-    if (!wire_name_ok(*name, WIRE_CHANNEL_MAX)) {
-        answer_error(w, c, 400, NULL,
-                     "bad channel name: expected 1-128 bytes of A-Z a-z 0-9 _ . : -");
-        return -EINVAL;
-    }
+    *name = t.names[0];
     return 0;
 }
 
@@ -407,13 +592,11 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
     span_t path = req->path, name;
     int get = span_eq(req->method, SPAN_LIT("GET"));
     int post = span_eq(req->method, SPAN_LIT("POST"));
-    int have_since;
-    uint64_t since = 0;
     STAT_ADD(&w->stats, requests, 1);
     if (has_prefix(path, "/pub/", 5)) {
         if (!post)
             answer_error(w, c, 405, "Allow: POST\r\n", "use POST to publish");
-        else if (channel_of(w, c, path, 5, &name) == 0)
+        else if (one_channel(w, c, path, 5, &name) == 0)
             do_publish(w, c, req, name, body);
         return;
     }
@@ -430,19 +613,19 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
         return;
     }
     if (info) {
-        if (channel_of(w, c, path, 10, &name) == 0)
+        if (one_channel(w, c, path, 10, &name) == 0)
             do_channel_info(w, c, name);
     } else if (sub || poll) {
-        if (channel_of(w, c, path, sub ? 5 : 6, &name) < 0 ||
-            parse_since(w, c, req, &have_since, &since) < 0)
+        struct target t;
+        if (parse_channels(w, c, path, sub ? 5 : 6, &t) < 0 || parse_since(w, c, req, &t) < 0)
             return;
         const struct http_header *acc = http_header_find(req, SPAN_LIT("Accept"));
         if (poll)
-            do_poll(w, c, name, have_since, since);
+            do_poll(w, c, &t);
         else if (acc && memmem(acc->value.base, acc->value.len, "text/event-stream", 17))
-            do_sse(w, c, name, have_since, since);
+            do_sse(w, c, &t);
         else
-            do_longpoll(w, c, name, have_since, since);
+            do_longpoll(w, c, &t);
     } else if (span_eq(path, SPAN_LIT("/stats"))) {
         do_stats(w, c, 0);
     } else if (span_eq(path, SPAN_LIT("/metrics"))) {
@@ -581,35 +764,65 @@ void serve_input(struct worker *w, struct conn *c)
     }
 }
 
-void serve_deliver(struct worker *w, struct conn *c, struct msg *m)
+/* The parts of a several-channel long poll's answer: m on its node's
+ * channel, nothing on the others. */
+static int multi_parts(struct worker *w, struct conn *c, struct subnode *node, struct msg *m,
+                       struct poll_part *parts)
 {
-    if (c->state == C_SSE) {
-        rc_get(&m->rc);
-        conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
-        return;
+    int n = 0;
+    for (uint32_t k = c->snext; k != SLOT_NONE; k = w->subs[k].cnext) {
+        struct subnode *o = &w->subs[k];
+        parts[n] = (struct poll_part){.name = span_of(o->ch->name, o->ch->name_len), .ch = o->ch,
+                                      .last_id = o->last_id};
+        if (o == node) {
+            parts[n].m = m;
+            parts[n].last_id = m->id;
+        }
+        n++;
     }
-    if (c->state != C_LP)
-        return;
-    struct chan *ch = c->chan;
+    return n;
+}
+
+/* Ends a long poll with an answer: woken by m on node's channel, or empty
+ * (m NULL) when its time is up or the server stops. */
+static void finish_longpoll(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
+{
+    struct poll_part parts[SERVE_MAX_CHANNELS];
+    int n = 1;
+    if (c->flags & CF_MULTI) {
+        n = multi_parts(w, c, node, m, parts);
+    } else {
+        struct chan *ch = c->chan;
+        parts[0] = (struct poll_part){.name = span_of(ch->name, ch->name_len), .ch = ch,
+                                      .m = m, .last_id = m ? m->id : ch->last_id};
+    }
     conn_unsubscribe(w, c);
     conn_timer_set(w, c, T_NONE);
     c->state = C_READ;
     STAT_SUB(&w->stats, longpoll_waiting, 1);
-    answer_poll(w, c, ch, span_of(ch->name, ch->name_len), NULL, m);
+    answer_parts(w, c, parts, n);
     c->flags |= CF_RESUME;
     conn_mark_dirty(w, c);
 }
 
+void serve_deliver(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
+{
+    if (c->state == C_SSE) {
+        if (node) {
+            queue_multi_event(w, c, node, m);
+            return;
+        }
+        rc_get(&m->rc);
+        conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
+        return;
+    }
+    if (c->state == C_LP)
+        finish_longpoll(w, c, node, m);
+}
+
 void serve_longpoll_timeout(struct worker *w, struct conn *c)
 {
-    struct chan *ch = c->chan;
-    struct chan_range none = {0};
-    conn_unsubscribe(w, c);
-    c->state = C_READ;
-    STAT_SUB(&w->stats, longpoll_waiting, 1);
-    answer_poll(w, c, ch, span_of(ch->name, ch->name_len), &none, NULL);
-    c->flags |= CF_RESUME;
-    conn_mark_dirty(w, c);
+    finish_longpoll(w, c, NULL, NULL);
 }
 
 void serve_gather_done(struct worker *w, struct gather *g)
@@ -662,8 +875,7 @@ void serve_drain(struct worker *w, struct conn *c)
         conn_mark_dirty(w, c);
         break;
     case C_LP:
-        conn_timer_set(w, c, T_NONE);
-        serve_longpoll_timeout(w, c);
+        finish_longpoll(w, c, NULL, NULL);
         break;
     case C_READ:
         if (c->rx && c->rx->len)

@@ -455,32 +455,107 @@ static void flush_dirty(struct worker *w)
 
 /* ---- subscriptions ---- */
 
+static uint32_t *link_next(struct worker *w, uint32_t id)
+{
+    return id & SUB_POOL ? &w->subs[id & ~SUB_POOL].next : &w->conns[id].snext;
+}
+
+static uint32_t *link_prev(struct worker *w, uint32_t id)
+{
+    return id & SUB_POOL ? &w->subs[id & ~SUB_POOL].prev : &w->conns[id].sprev;
+}
+
+static void list_insert(struct worker *w, struct chan *ch, uint32_t id)
+{
+    *link_prev(w, id) = SLOT_NONE;
+    *link_next(w, id) = ch->sub_head;
+    if (ch->sub_head != CHAN_NONE)
+        *link_prev(w, ch->sub_head) = id;
+    ch->sub_head = id;
+    ch->nsubs++;
+}
+
+static void list_remove(struct worker *w, struct chan *ch, uint32_t id)
+{
+    uint32_t prev = *link_prev(w, id), next = *link_next(w, id);
+    if (prev != SLOT_NONE)
+        *link_next(w, prev) = next;
+    else
+        ch->sub_head = next;
+    if (next != SLOT_NONE)
+        *link_prev(w, next) = prev;
+    ch->nsubs--;
+}
+
 void conn_subscribe(struct worker *w, struct conn *c, struct chan *ch)
 {
-    uint32_t slot = conn_slot(w, c);
     c->chan = ch;
-    c->sprev = SLOT_NONE;
-    c->snext = ch->sub_head;
-    if (ch->sub_head != CHAN_NONE)
-        w->conns[ch->sub_head].sprev = slot;
-    ch->sub_head = slot;
-    ch->nsubs++;
+    list_insert(w, ch, conn_slot(w, c));
+}
+
+static uint32_t subnode_alloc(struct worker *w)
+{
+    if (w->sub_free == SLOT_NONE) {
+        uint32_t n = w->nsubnodes ? w->nsubnodes * 2 : 256;
+        struct subnode *p = realloc(w->subs, n * sizeof(*p));
+        if (!p)
+            return SLOT_NONE;
+        for (uint32_t i = w->nsubnodes; i < n; i++)
+            p[i].next = i + 1 < n ? i + 1 : SLOT_NONE;
+        w->sub_free = w->nsubnodes;
+        w->subs = p;
+        w->nsubnodes = n;
+    }
+    uint32_t i = w->sub_free;
+    w->sub_free = w->subs[i].next;
+    return i;
+}
+
+int conn_subscribe_multi(struct worker *w, struct conn *c, struct chan **chans,
+                         const uint64_t *last_ids, int n)
+{
+    uint32_t first = SLOT_NONE, *tail = &first;
+    for (int i = 0; i < n; i++) {
+        uint32_t k = subnode_alloc(w);
+        if (k == SLOT_NONE) {
+            c->flags |= CF_MULTI;
+            c->snext = first;
+            conn_unsubscribe(w, c);
+            return -ENOMEM;
+        }
+        struct subnode *node = &w->subs[k];
+        node->slot = conn_slot(w, c);
+        node->ch = chans[i];
+        node->last_id = last_ids[i];
+        node->cnext = SLOT_NONE;
+        list_insert(w, chans[i], k | SUB_POOL);
+        *tail = k;
+        tail = &node->cnext;
+    }
+    c->flags |= CF_MULTI;
+    c->snext = first;
+    return 0;
 }
 
 void conn_unsubscribe(struct worker *w, struct conn *c)
 {
-    struct chan *ch = c->chan;
-    if (!ch)
+    if (c->flags & CF_MULTI) {
+        for (uint32_t k = c->snext, next; k != SLOT_NONE; k = next) {
+            struct subnode *node = &w->subs[k];
+            next = node->cnext;
+            list_remove(w, node->ch, k | SUB_POOL);
+            node->next = w->sub_free;
+            w->sub_free = k;
+        }
+        c->flags &= ~CF_MULTI;
+        c->snext = SLOT_NONE;
         return;
-    if (c->sprev != SLOT_NONE)
-        w->conns[c->sprev].snext = c->snext;
-    else
-        ch->sub_head = c->snext;
-    if (c->snext != SLOT_NONE)
-        w->conns[c->snext].sprev = c->sprev;
+    }
+    if (!c->chan)
+        return;
+    list_remove(w, c->chan, conn_slot(w, c));
     c->sprev = c->snext = SLOT_NONE;
     c->chan = NULL;
-    ch->nsubs--;
 }
 
 /* ---- the mesh ---- */
@@ -557,10 +632,11 @@ static void deliver(struct worker *w, struct msg *m)
     uint64_t reached = 0;
     if (ch) {
         chan_expire(&w->chans, ch, w->start_ms + w->now);
-        for (uint32_t s = ch->sub_head, next; s != CHAN_NONE; s = next) {
-            struct conn *c = &w->conns[s];
-            next = c->snext; /* serve_deliver may unsubscribe c */
-            serve_deliver(w, c, m);
+        for (uint32_t id = ch->sub_head, next; id != CHAN_NONE; id = next) {
+            struct subnode *node = id & SUB_POOL ? &w->subs[id & ~SUB_POOL] : NULL;
+            struct conn *c = &w->conns[node ? node->slot : id];
+            next = *link_next(w, id); /* serve_deliver may unsubscribe c */
+            serve_deliver(w, c, node, m);
             reached++;
         }
     }
@@ -930,6 +1006,7 @@ static int worker_setup(struct worker *w)
         return rc;
     for (int i = 0; i < T_COUNT; i++)
         w->tl[i].head = w->tl[i].tail = SLOT_NONE;
+    w->sub_free = SLOT_NONE;
     w->tl[T_HEADER].timeout_ms = cfg->header_timeout * 1000;
     w->tl[T_KEEPALIVE].timeout_ms = cfg->keepalive_timeout * 1000;
     w->tl[T_LONGPOLL].timeout_ms = cfg->poll_timeout * 1000;
@@ -958,6 +1035,7 @@ static void worker_teardown(struct worker *w)
     free(w->overflow);
     free(w->bell);
     free(w->dirty);
+    free(w->subs);
     munmap(w->conns, (size_t)w->nslots * sizeof(struct conn));
     munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
     ring_exit(&w->ring);

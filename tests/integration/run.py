@@ -141,7 +141,15 @@ class Runner:
         tests = [f for f in harness.REGISTRY if self.selected(f)]
         per_tier = [f for f in tests if f.per_tier]
         once = [f for f in tests if not f.per_tier]
+        gate_only = not per_tier and self.selected(startup)
+        if not tests and not gate_only:
+            self.failed += 1
+            self.out("FAIL setup: no test matches -k %s (see --list)" % " -k ".join(self.args.k))
+            return
         for tier in self.tiers():
+            if gate_only:
+                self.run_one(startup, tier, timeout=30)
+                continue
             if not per_tier:
                 break
             gate = self.run_one(startup, tier, timeout=30)
@@ -203,6 +211,7 @@ def main():
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     args = ap.parse_args()
     if args.list:
+        print("startup  (per tier, before the others)")
         for f in harness.REGISTRY:
             print("%s%s" % (f.test_name, "" if f.per_tier else "  (once, not per tier)"))
         return 0
