@@ -28,6 +28,7 @@ struct chan {
     uint64_t last_id;    /* last id this worker has seen (on the home worker: assigned) */
     struct msg **hist;   /* ring of held messages, oldest at hist[hstart] */
     uint16_t name_len;
+    uint8_t reap;        /* queued for chan_maybe_free by its worker */
     char name[];
 };
 
@@ -57,7 +58,10 @@ void chan_table_destroy(struct chan_table *t);
 struct chan *chan_find(const struct chan_table *t, span_t name, uint32_t hash);
 /* Finds or creates; NULL on ENOMEM. */
 struct chan *chan_get(struct chan_table *t, span_t name, uint32_t hash);
-/* Frees c when it has no subscribers and holds no history. Returns 1 if freed. */
+/* Frees c when nothing refers to it: no subscribers, no history, and no
+ * message ever seen. A channel that had messages keeps its record (and so its
+ * id counter) even when its history empties, so that ids never restart while
+ * some client may still resume from one. Returns 1 if freed. */
 int chan_maybe_free(struct chan_table *t, struct chan *c);
 
 /* Appends m (taking the caller's reference), sets last_id, evicts past

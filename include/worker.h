@@ -142,6 +142,8 @@ struct worker {
     uint32_t accept_paused_at;
 
     struct chan_table chans;
+    struct chan **reap;    /* channels whose last subscriber left, freed between rounds */
+    uint32_t nreap, reapcap;
     struct subnode *subs;  /* pool of subnodes; free ones chained through next */
     uint32_t nsubnodes, sub_free;
     struct tlist tl[T_COUNT];

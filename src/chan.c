@@ -98,7 +98,8 @@ struct chan *chan_get(struct chan_table *t, span_t name, uint32_t hash)
 
 int chan_maybe_free(struct chan_table *t, struct chan *c)
 {
-    if (c->nsubs || c->hcount)
+    c->reap = 0;
+    if (c->nsubs || c->hcount || c->last_id)
         return 0;
     struct chan **pp = &t->buckets[c->hash & (t->nbuckets - 1)];
     while (*pp != c)
@@ -153,6 +154,11 @@ void chan_expire(struct chan_table *t, struct chan *c, uint64_t now_ms)
         return;
     while (c->hcount && chan_hist_at(c, 0)->time_ms + t->ttl_ms <= now_ms)
         drop_oldest(c);
+    if (c->hcount == 0 && c->hist) {
+        free(c->hist); /* a quiet channel keeps only its record */
+        c->hist = NULL;
+        c->hcap = c->hstart = 0;
+    }
 }
 
 uint64_t chan_first_id(const struct chan *c)

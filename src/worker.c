@@ -484,7 +484,27 @@ static void list_remove(struct worker *w, struct chan *ch, uint32_t id)
         ch->sub_head = next;
     if (next != SLOT_NONE)
         *link_prev(w, next) = prev;
-    ch->nsubs--;
+    if (--ch->nsubs == 0 && !ch->reap) {
+        /* Not freed here: callers still hold ch for this round. */
+        if (w->nreap == w->reapcap) {
+            uint32_t n = w->reapcap ? w->reapcap * 2 : 64;
+            struct chan **r = realloc(w->reap, n * sizeof(*r));
+            if (!r)
+                return; /* stays allocated: harmless */
+            w->reap = r;
+            w->reapcap = n;
+        }
+        ch->reap = 1;
+        w->reap[w->nreap++] = ch;
+    }
+}
+
+static void reap_channels(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->nreap; i++)
+        chan_maybe_free(&w->chans, w->reap[i]);
+    w->nreap = 0;
+    atomic_store_explicit(&w->stats.channels, w->chans.count, memory_order_relaxed);
 }
 
 void conn_subscribe(struct worker *w, struct conn *c, struct chan *ch)
@@ -1036,6 +1056,7 @@ static void worker_teardown(struct worker *w)
     free(w->bell);
     free(w->dirty);
     free(w->subs);
+    free(w->reap);
     munmap(w->conns, (size_t)w->nslots * sizeof(struct conn));
     munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
     ring_exit(&w->ring);
@@ -1082,6 +1103,7 @@ static void *worker_main(void *arg)
         timers_run(w);
         flush_dirty(w);
         ring_bells(w);
+        reap_channels(w);
 
         struct __kernel_timespec ts = {0, TICK_MS * 1000000LL};
         atomic_store(&w->sleeping, 1);
