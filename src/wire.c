@@ -148,7 +148,8 @@ char *wire_u64_write(char *out, uint64_t v)
 
 static char *put(char *out, const char *s, size_t n)
 {
-    memcpy(out, s, n);
+    if (n) /* s may be NULL for an empty span */
+        memcpy(out, s, n);
     return out + n;
 }
 
