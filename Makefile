@@ -20,7 +20,7 @@ LDLIBS   := -luring -lwolfssl -lpthread -lm
 TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS)
 SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN     := -O1 -g -fsanitize=thread
-FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 20
 
 DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev libcriterion-dev libhttp-parser-dev \

@@ -242,8 +242,8 @@ Test(chan_table, grows_past_1024_buckets_with_10k_channels)
     for (int i = 0; i < N; i++)
         cr_assert_eq(visits[i], 1, "channel %d visited %u times", i, visits[i]);
 
-    /* chan_foreach may free the channel it is called on; those with history
-     * stay. */
+    /* chan_foreach may free the channel it is called on; those that ever
+     * had a message stay. */
     unsigned freed = 0;
     chan_foreach(&t, free_visit, &freed);
     unsigned with_history = 0;
@@ -254,32 +254,48 @@ Test(chan_table, grows_past_1024_buckets_with_10k_channels)
     table_close(&t);
 }
 
-Test(chan_table, maybe_free_only_without_subscribers_and_history)
+/* A channel is freed only when nothing refers to it: no subscribers, no
+ * history, and no message ever seen, so that its ids never restart while a
+ * client may still resume from one. */
+Test(chan_table, maybe_free_only_when_nothing_refers_to_it)
 {
     struct chan_table t;
     table_open(&t, 10, 1000);
     struct chan *c = get(&t, "c");
-
     c->nsubs = 1;
     cr_assert_eq(chan_maybe_free(&t, c), 0, "freed with a subscriber");
     cr_assert_eq(chan_find(&t, SPAN_LIT("c"), c->hash), c);
-
-    append_ids(&t, c, 1, 2, 0);
     c->nsubs = 0;
-    cr_assert_eq(chan_maybe_free(&t, c), 0, "freed with history");
-    cr_assert_eq(chan_find(&t, SPAN_LIT("c"), c->hash), c);
-
-    chan_expire(&t, c, 999);
-    cr_assert_eq(chan_maybe_free(&t, c), 0, "freed with history not yet expired");
-    chan_expire(&t, c, 1000);
-    assert_held(&t, c, 1, 0);
-    c->nsubs = 2;
-    cr_assert_eq(chan_maybe_free(&t, c), 0, "freed with subscribers");
-    c->nsubs = 0;
-    cr_assert_eq(t.count, 1);
-    cr_assert_eq(chan_maybe_free(&t, c), 1);
+    cr_assert_eq(chan_maybe_free(&t, c), 1, "an unused channel stays");
     cr_assert_eq(t.count, 0);
     cr_assert_null(chan_find(&t, SPAN_LIT("c"), chan_hash(SPAN_LIT("c"))));
+
+    struct chan *h = get(&t, "h");
+    append_ids(&t, h, 1, 2, 0);
+    cr_assert_eq(chan_maybe_free(&t, h), 0, "freed with history");
+    chan_expire(&t, h, 999);
+    cr_assert_eq(chan_maybe_free(&t, h), 0, "freed with history not yet expired");
+    chan_expire(&t, h, 1000);
+    assert_held(&t, h, 3, 2);
+    cr_assert_eq(chan_maybe_free(&t, h), 0, "freed after its history expired: ids would restart");
+    cr_assert_eq(chan_find(&t, SPAN_LIT("h"), h->hash), h);
+    cr_assert_eq(h->last_id, 2);
+    append_ids(&t, h, 3, 3, 2000);
+    assert_held(&t, h, 3, 3);
+    cr_assert_eq(t.count, 1);
+    table_close(&t);
+}
+
+/* --history 0 holds nothing, yet the channel must keep its id counter. */
+Test(chan_table, maybe_free_keeps_history_zero_channel_that_had_messages)
+{
+    struct chan_table t;
+    table_open(&t, 0, 0);
+    struct chan *c = get(&t, "c");
+    append_ids(&t, c, 1, 5, 0);
+    cr_assert_eq(c->hcount, 0);
+    cr_assert_eq(chan_maybe_free(&t, c), 0);
+    cr_assert_eq(get(&t, "c")->last_id, 5);
     table_close(&t);
 }
 
