@@ -277,10 +277,16 @@ static int parse_channels(struct worker *w, struct conn *c, span_t path, size_t 
 }
 
 /* "N" (every channel) or "a:N,b:M" (the named ones). 0, or -EINVAL. */
+/* Ids stay below 2^63, so since + 1 never wraps. */
+static int parse_id(span_t s, uint64_t *x)
+{
+    return wire_parse_u64(s, x) == 0 && *x < (UINT64_C(1) << 63) ? 0 : -EINVAL;
+}
+
 static int since_list(struct target *t, span_t v)
 {
     uint64_t x;
-    if (wire_parse_u64(v, &x) == 0) {
+    if (parse_id(v, &x) == 0) {
         for (int i = 0; i < t->n; i++) {
             t->have[i] = 1;
             t->since[i] = x;
@@ -299,7 +305,7 @@ static int since_list(struct target *t, span_t v)
         int i;
         for (i = 0; i < t->n && !span_eq(t->names[i], name); i++)
             ;
-        if (i == t->n || wire_parse_u64(num, &x) < 0)
+        if (i == t->n || parse_id(num, &x) < 0)
             return -EINVAL;
         t->have[i] = 1;
         t->since[i] = x;
