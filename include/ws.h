@@ -150,7 +150,7 @@ struct ws_reader {
     uint64_t _max;       /* message size limit */
     uint64_t _size;      /* payload bytes of the message in progress */
     uint32_t _utf8;      /* validator state of a text message in progress */
-    uint8_t _in_message; /* a data frame without FIN was seen */
+    uint8_t _in_message; /* a data message has begun and not ended */
     int8_t _error;       /* sticky: once an error is returned, every later call returns it */
 };
 

@@ -233,6 +233,8 @@ static struct conn *conn_new(struct worker *w, uint32_t slot, int fd)
     c->fd = fd;
     c->tprev = c->tnext = c->sprev = c->snext = SLOT_NONE;
     w->nconns++;
+    if (w->draining)
+        c->flags |= CF_CLOSE_AFTER; /* accepted just before the listener shut */
     STAT_ADD(&w->stats, connections_accepted, 1);
     STAT_ADD(&w->stats, connections, 1);
     conn_timer_set(w, c, T_HEADER);

@@ -127,7 +127,7 @@ int ws_parse_frame(const char *buf, size_t len, unsigned flags, uint64_t max_pay
         if (len < 4)
             return WS_INCOMPLETE;
         plen = ws_load_be(p + 2, 2);
-        if (plen < 1) /* RFC 6455 section 5.2: the minimal number of bytes MUST be used */
+        if (plen < 126) /* RFC 6455 section 5.2: the minimal number of bytes MUST be used */
             return WS_ERR_LENGTH;
         hdr = 4;
     } else if (len7 == 127) {
