@@ -34,6 +34,11 @@ struct config {
     uint64_t max_queue;
     uint32_t drain;
     uint32_t sse_retry_ms;
+    uint32_t ws_ping;        /* seconds between server pings */
+    uint32_t ws_timeout;     /* seconds to wait for a pong */
+    uint32_t close_timeout;  /* seconds to wait for the client's close frame */
+    int ws_publish;          /* client messages are published */
+    char allow_origin[1024]; /* comma-separated origins, or "*" */
     uint32_t features;       /* allowed: FEAT_ALL minus --compat and --disable */
 };
 

@@ -46,6 +46,12 @@ struct msg {
     span_t sse;          /* "id: N\nevent: ...\ndata: ...\n\n" */
     span_t sse_body;     /* sse without its "id: N\n" line, for composite ids */
     span_t json;         /* {"id":N,"event":"...","data":"..."} */
+    /* WebSocket: a frame of the raw payload is ws_hdr + payload; a frame of
+     * the JSON form (subprotocol ringcast.json) is ws_json_head + json
+     * without its first byte, ws_json_head ending in {"channel":"NAME", */
+    span_t ws_json_head;
+    uint8_t ws_hdr_len;
+    uint8_t ws_hdr[14];  /* WS_MAX_HEADER; a server frame uses at most 10 */
     char data[];         /* channel, event, payload, sse, json */
 };
 

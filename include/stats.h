@@ -28,6 +28,9 @@
     X(keepalive_timeouts, counter, "Idle keep-alive connections closed")                          \
     X(http_4xx, counter, "Requests answered with a 4xx status")                                   \
     X(gaps, counter, "Resumes told of a gap")                                                     \
+    X(ws_messages_in, counter, "WebSocket messages received from clients")                        \
+    X(ws_protocol_errors, counter, "WebSocket connections failed for a protocol error")           \
+    X(ws_ping_timeouts, counter, "WebSocket connections closed: no pong in time")                 \
     X(cq_overflows, counter, "Completion queue overflows seen")                                   \
     X(mesh_overflows, counter, "Cross-worker items that waited for room in a full ring")
 
@@ -36,6 +39,7 @@
     X(connections, "Open connections")                                                            \
     X(sse_subscribers, "Server-Sent Events subscribers")                                          \
     X(longpoll_waiting, "Long polls waiting for a message")                                       \
+    X(ws_subscribers, "WebSocket subscribers")                                                    \
     X(channels, "Channels held by this worker (replicas included)")
 
 struct stats {

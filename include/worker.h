@@ -17,6 +17,7 @@
 #include "http.h"
 #include "msg.h"
 #include "ring.h"
+#include "ws.h"
 #include "spsc.h"
 #include "stats.h"
 
@@ -30,6 +31,7 @@ enum conn_state {
     C_WAIT,    /* waiting for another worker's answer (publish, channel info) */
     C_SSE,     /* streaming Server-Sent Events */
     C_LP,      /* long poll waiting for a message */
+    C_WS,      /* WebSocket subscriber */
     C_CLOSING, /* close submitted or to submit once sends finish */
 };
 
@@ -45,10 +47,22 @@ enum conn_flags {
     CF_MORE = 1 << 8,       /* poll mode: readable again while a recv was in flight */
     CF_RESUME = 1 << 9,     /* back in C_READ: parse what was pipelined meanwhile */
     CF_MULTI = 1 << 10,     /* subscribed to several channels: see struct subnode */
+    CF_WS_JSON = 1 << 11,   /* WebSocket subprotocol ringcast.json: frames are JSON */
+    CF_WS_CLOSING = 1 << 12,/* we sent a close frame and wait for the client's */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
-enum tlist_id { T_NONE = 0, T_HEADER, T_KEEPALIVE, T_LONGPOLL, T_HEARTBEAT, T_COUNT };
+enum tlist_id {
+    T_NONE = 0,
+    T_HEADER,
+    T_KEEPALIVE,
+    T_LONGPOLL,
+    T_HEARTBEAT, /* SSE comment */
+    T_WSPING,    /* WebSocket: time to ping */
+    T_WSPONG,    /* WebSocket: pinged, waiting for the pong */
+    T_WSCLOSE,   /* WebSocket: closed by us, waiting for the client's close */
+    T_COUNT
+};
 
 struct outq_ent {
     struct rc *owner; /* reference held while queued; NULL for static bytes */
@@ -71,12 +85,23 @@ struct outq {
 /* Read buffer; exists only while bytes of an unfinished request are held. */
 struct rxbuf {
     uint32_t len, cap;
-    uint32_t scanned;    /* bytes of the head already scanned (http_parse_request last_len) */
-    uint32_t head_len;   /* 0 until the head is complete */
-    uint32_t body_need;  /* Content-Length */
-    uint32_t body_have;  /* chunked: decoded bytes, right after the head */
-    uint8_t chunked;
-    struct http_chunked ch;
+    union {
+        struct {
+            uint32_t scanned;   /* bytes of the head already scanned (last_len) */
+            uint32_t head_len;  /* 0 until the head is complete */
+            uint32_t body_need; /* Content-Length */
+            uint32_t body_have; /* chunked: decoded bytes, right after the head */
+            uint8_t chunked;
+            struct http_chunked ch;
+        } http;
+        struct {
+            /* data[0..assembled) holds the unmasked fragments of a message
+             * in progress; raw frames follow. */
+            uint32_t assembled;
+            uint8_t mid;        /* a fragmented message is in progress */
+            struct ws_reader r;
+        } ws;
+    };
     char data[];
 };
 
@@ -151,6 +176,7 @@ struct worker {
     uint32_t ndirty, dirtycap;
     uint64_t start_ms;
     uint32_t now;          /* ms since start_ms, refreshed each loop */
+    const char *ws_origins; /* --allow-origin, NULL for any */
 
     /* Cross-worker items that did not fit their ring yet, per target. */
     struct { struct rc **items; uint32_t n, cap; } *overflow;
@@ -250,5 +276,7 @@ void serve_longpoll_timeout(struct worker *w, struct conn *c);
 void serve_refuse(struct worker *w, struct conn *c);
 /* SIGTERM: finish what this connection is doing. */
 void serve_drain(struct worker *w, struct conn *c);
+/* WebSocket timers: time to ping, the pong never came, the close never came. */
+void serve_ws_timer(struct worker *w, struct conn *c, int list);
 
 #endif

@@ -48,6 +48,11 @@ static const char usage[] =
     "  --max-queue BYTES      unsent bytes per connection (default 1048576)\n"
     "  --drain S              shutdown grace period (default 5)\n"
     "  --sse-retry MS         SSE retry: field (default 3000)\n"
+    "  --ws-publish on|off    publish what WebSocket subscribers send (default on)\n"
+    "  --ws-ping S            seconds between WebSocket pings (default 25)\n"
+    "  --ws-timeout S         seconds to wait for a pong (default 10)\n"
+    "  --close-timeout S      seconds to wait for a client's close frame (default 5)\n"
+    "  --allow-origin LIST    WebSocket origins allowed, comma-separated (default: any)\n"
     "  --compat TIER          force a kernel tier: 5.10, 5.15, 5.19, 6.1\n"
     "  --disable LIST         switch features off: single_issuer, coop_taskrun,\n"
     "                         accept_multishot, recv_multishot, poll_multishot,\n"
@@ -95,9 +100,11 @@ int config_parse(struct config *c, int argc, char **argv)
         .port = 8080, .workers = ncpu > 0 ? (int)ncpu : 1, .max_conns = 100000,
         .max_message = 65536, .header_timeout = 10, .keepalive_timeout = 60, .history = 100,
         .history_ttl = 0, .heartbeat = 15, .poll_timeout = 30, .max_queue = 1 << 20,
-        .drain = 5, .sse_retry_ms = 3000, .features = FEAT_ALL,
+        .drain = 5, .sse_retry_ms = 3000, .features = FEAT_ALL, .ws_ping = 25, .ws_timeout = 10,
+        .close_timeout = 5, .ws_publish = 1,
     };
     snprintf(c->bind, sizeof(c->bind), "0.0.0.0");
+    snprintf(c->allow_origin, sizeof(c->allow_origin), "*");
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t x = 0;
@@ -127,9 +134,28 @@ int config_parse(struct config *c, int argc, char **argv)
         NUMFLAG("--max-queue", max_queue, 4096, 1ull << 34)
         NUMFLAG("--drain", drain, 0, 3600)
         NUMFLAG("--sse-retry", sse_retry_ms, 0, 3600000)
+        NUMFLAG("--ws-ping", ws_ping, 1, 3600)
+        NUMFLAG("--ws-timeout", ws_timeout, 1, 3600)
+        NUMFLAG("--close-timeout", close_timeout, 1, 3600)
 #undef NUMFLAG
         if (strcmp(f, "--bind") == 0 && v) {
             snprintf(c->bind, sizeof(c->bind), "%s", v);
+            i++;
+        } else if (strcmp(f, "--ws-publish") == 0 && v) {
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                fprintf(stderr, "ringcast: --ws-publish %s: expected on or off\n", v);
+                return -EINVAL;
+            }
+            c->ws_publish = strcmp(v, "on") == 0;
+            i++;
+        } else if (strcmp(f, "--allow-origin") == 0 && v) {
+            if (strlen(v) >= sizeof(c->allow_origin) || !*v) {
+                fprintf(stderr, "ringcast: --allow-origin: expected 1 to %zu bytes of "
+                                "comma-separated origins, or *\n",
+                        sizeof(c->allow_origin) - 1);
+                return -EINVAL;
+            }
+            snprintf(c->allow_origin, sizeof(c->allow_origin), "%s", v);
             i++;
         } else if (strcmp(f, "--compat") == 0 && v) {
             size_t t;

@@ -8,13 +8,18 @@
 #include <string.h>
 
 #include "wire.h"
+#include "ws.h"
 
 struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t event, span_t payload,
                     int binary, uint64_t time_ms)
 {
     size_t sse_len = wire_sse_size(id, event, payload);
     size_t json_len = wire_json_msg_size(id, event, payload);
-    size_t total = channel.len + event.len + payload.len + sse_len + json_len;
+    size_t json_frame = 12 + channel.len + 2 + json_len - 1; /* {"channel":"NAME", + json[1:] */
+    uint8_t json_hdr[WS_MAX_HEADER];
+    size_t json_hdr_len = ws_frame_header(json_hdr, WS_OP_TEXT, 1, 0, json_frame, NULL);
+    size_t head_len = json_hdr_len + 12 + channel.len + 2;
+    size_t total = channel.len + event.len + payload.len + sse_len + json_len + head_len;
     struct msg *m = malloc(sizeof(*m) + total);
     if (!m)
         return NULL;
@@ -40,6 +45,13 @@ struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t even
     p = end;
     end = wire_json_msg_write(p, id, ev, m->payload);
     m->json = span_of(p, (size_t)(end - p));
+    p = end;
+    end = span_put(p, span_of((const char *)json_hdr, json_hdr_len));
+    end = span_put(span_put(end, SPAN_LIT("{\"channel\":\"")), channel);
+    end = span_put(end, SPAN_LIT("\","));
+    m->ws_json_head = span_of(p, (size_t)(end - p));
+    m->ws_hdr_len = (uint8_t)ws_frame_header(m->ws_hdr, binary ? WS_OP_BINARY : WS_OP_TEXT, 1, 0,
+                                             payload.len, NULL);
     return m;
 }
 

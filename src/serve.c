@@ -67,6 +67,8 @@ static const char *status_text(int status)
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
     case 417: return "Expectation Failed";
+    case 403: return "Forbidden";
+    case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
@@ -351,6 +353,38 @@ static struct chan *local_chan(struct worker *w, span_t name, int create)
 
 static const struct chan no_chan; /* a channel nobody published on: last id 0 */
 
+/* A publish of body on channel name, for the channel's home worker. */
+static struct pubreq *pubreq_new(struct worker *w, span_t name, span_t event, span_t body,
+                                 int binary)
+{
+    struct pubreq *r = malloc(sizeof(*r) + name.len + event.len + body.len);
+    if (!r)
+        return NULL;
+    atomic_init(&r->rc.refs, 1);
+    r->rc.type = RC_PUBREQ;
+    r->binary = binary ? 1 : 0;
+    r->origin = (uint16_t)w->id;
+    r->chan_len = (uint16_t)name.len;
+    r->event_len = (uint16_t)event.len;
+    r->payload_len = (uint32_t)body.len;
+    r->slot = SLOT_NONE;
+    r->gen = 0;
+    r->hash = chan_hash(name);
+    span_put(span_put(span_put(r->data, name), event), body);
+    return r;
+}
+
+static void pubreq_send(struct worker *w, struct pubreq *r)
+{
+    int home = (int)(r->hash % (uint32_t)w->srv->nworkers);
+    if (home == w->id) {
+        worker_publish_local(w, r);
+        rc_put(&r->rc);
+    } else {
+        mesh_send(w, home, &r->rc);
+    }
+}
+
 static void do_publish(struct worker *w, struct conn *c, const struct http_request *req,
                        span_t name, span_t body)
 {
@@ -365,30 +399,16 @@ static void do_publish(struct worker *w, struct conn *c, const struct http_reque
         event = h->value;
     }
     const struct http_header *ct = http_header_find(req, SPAN_LIT("Content-Type"));
-    struct pubreq *r = malloc(sizeof(*r) + name.len + event.len + body.len);
+    int binary = ct && span_eq_nocase(ct->value, SPAN_LIT("application/octet-stream"));
+    struct pubreq *r = pubreq_new(w, name, event, body, binary);
     if (!r) {
         answer_error(w, c, 503, NULL, "out of memory");
         return;
     }
-    atomic_init(&r->rc.refs, 1);
-    r->rc.type = RC_PUBREQ;
-    r->binary = ct && span_eq_nocase(ct->value, SPAN_LIT("application/octet-stream"));
-    r->origin = (uint16_t)w->id;
-    r->chan_len = (uint16_t)name.len;
-    r->event_len = (uint16_t)event.len;
-    r->payload_len = (uint32_t)body.len;
     r->slot = conn_slot(w, c);
     r->gen = c->gen;
-    r->hash = chan_hash(name);
-    span_put(span_put(span_put(r->data, name), event), body);
     c->state = C_WAIT;
-    int home = (int)(r->hash % (uint32_t)w->srv->nworkers);
-    if (home == w->id) {
-        worker_publish_local(w, r);
-        rc_put(&r->rc);
-    } else {
-        mesh_send(w, home, &r->rc);
-    }
+    pubreq_send(w, r);
 }
 
 /* A gap event: no id line, so the client's Last-Event-ID stays put. */
@@ -590,6 +610,9 @@ static int one_channel(struct worker *w, struct conn *c, span_t path, size_t pre
     return 0;
 }
 
+static void do_ws(struct worker *w, struct conn *c, const struct http_request *req,
+                  const struct target *t);
+
 static int has_prefix(span_t s, const char *p, size_t n)
 {
     return s.len >= n && memcmp(s.base, p, n) == 0;
@@ -628,7 +651,9 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
         if (parse_channels(w, c, path, sub ? 5 : 6, &t) < 0 || parse_since(w, c, req, &t) < 0)
             return;
         const struct http_header *acc = http_header_find(req, SPAN_LIT("Accept"));
-        if (poll)
+        if (sub && req->upgrade)
+            do_ws(w, c, req, &t);
+        else if (poll)
             do_poll(w, c, &t);
         else if (acc && memmem(acc->value.base, acc->value.len, "text/event-stream", 17))
             do_sse(w, c, &t);
@@ -643,25 +668,315 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
     }
 }
 
+/* ---- WebSocket (RFC 6455) ---- */
+
+static const uint8_t ws_ping_frame[] = {0x80 | WS_OP_PING, 0};
+
+static void ws_leave(struct worker *w, struct conn *c)
+{
+    conn_unsubscribe(w, c);
+    if (c->state == C_WS && !(c->flags & CF_WS_CLOSING))
+        STAT_SUB(&w->stats, ws_subscribers, 1);
+}
+
+/* Sends a close frame and waits (--close-timeout) for the client's. */
+static void ws_close_by_server(struct worker *w, struct conn *c, unsigned code, const char *why)
+{
+    uint8_t out[WS_CONTROL_FRAME_MAX];
+    if (c->flags & CF_WS_CLOSING)
+        return;
+    ws_leave(w, c);
+    c->flags |= CF_WS_CLOSING;
+    ssize_t n = ws_close_frame(out, code, span_cstr(why), NULL);
+    if (n > 0)
+        conn_queue_copy(w, c, (const char *)out, (size_t)n);
+    if (!(c->flags & CF_CLOSE_SENT))
+        conn_timer_set(w, c, T_WSCLOSE);
+}
+
+static void ws_fail(struct worker *w, struct conn *c, int err)
+{
+    STAT_ADD(&w->stats, ws_protocol_errors, 1);
+    int code = ws_error_close_code(err);
+    const char *why = code == WS_CLOSE_INVALID_DATA ? "invalid UTF-8"
+                      : code == WS_CLOSE_TOO_BIG    ? "message exceeds --max-message"
+                                                    : "protocol error";
+    ws_close_by_server(w, c, (unsigned)(code ? code : WS_CLOSE_PROTOCOL), why);
+}
+
+/* One message as a frame, from the message's shared bytes: a header and
+ * the payload, or in JSON mode the channel-naming head and the JSON form. */
+static void ws_queue_msg(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
+{
+    if (node)
+        node->last_id = m->id;
+    rc_get_n(&m->rc, 2);
+    if (c->flags & CF_WS_JSON) {
+        conn_queue(w, c, &m->rc, m->ws_json_head.base, m->ws_json_head.len);
+        conn_queue(w, c, &m->rc, m->json.base + 1, m->json.len - 1);
+    } else {
+        conn_queue(w, c, &m->rc, (const char *)m->ws_hdr, m->ws_hdr_len);
+        conn_queue(w, c, &m->rc, m->payload.base, m->payload.len);
+    }
+}
+
+static void ws_queue_gap(struct worker *w, struct conn *c, span_t name, const struct chan_range *r)
+{
+    char body[256];
+    uint8_t frame[WS_MAX_HEADER + sizeof(body)];
+    int n = snprintf(body, sizeof(body),
+                     "{\"gap\":{\"channel\":\"%.*s\",\"requested\":%llu,\"first\":%llu}}",
+                     (int)name.len, name.base, (unsigned long long)r->gap_requested,
+                     (unsigned long long)r->gap_first);
+    size_t h = ws_frame_header(frame, WS_OP_TEXT, 1, 0, (uint64_t)n, NULL);
+    memcpy(frame + h, body, (size_t)n);
+    conn_queue_copy(w, c, (const char *)frame, h + (size_t)n);
+    STAT_ADD(&w->stats, gaps, 1);
+}
+
+static int origin_allowed(const char *list, span_t origin)
+{
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (span_eq(span_of(p, n), origin))
+            return 1;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* The opening handshake (RFC 6455 section 4.2), then the backlog after
+ * since, then live messages. */
+static void do_ws(struct worker *w, struct conn *c, const struct http_request *req,
+                  const struct target *t)
+{
+    const struct http_header *up = http_header_find(req, SPAN_LIT("Upgrade"));
+    const struct http_header *ver = http_header_find(req, SPAN_LIT("Sec-WebSocket-Version"));
+    const struct http_header *key = http_header_find(req, SPAN_LIT("Sec-WebSocket-Key"));
+    const struct http_header *origin = http_header_find(req, SPAN_LIT("Origin"));
+    const struct http_header *proto = http_header_find(req, SPAN_LIT("Sec-WebSocket-Protocol"));
+    char accept[WS_ACCEPT_LEN];
+    if (!up || !http_token_list_has(up->value, SPAN_LIT("websocket")) || req->minor_version != 1) {
+        answer_error(w, c, 400, NULL, "Upgrade: expected websocket over HTTP/1.1");
+        return;
+    }
+    if (!ver || !span_eq(ver->value, SPAN_LIT("13"))) {
+        answer_error(w, c, 426, "Sec-WebSocket-Version: 13\r\n",
+                     "Sec-WebSocket-Version: only 13 is spoken");
+        return;
+    }
+    if (!key || ws_accept_key(key->value, accept) < 0) {
+        answer_error(w, c, 400, NULL, "Sec-WebSocket-Key: expected 16 bytes in base64");
+        return;
+    }
+    if (origin && strcmp(w->cfg->allow_origin, "*") != 0 &&
+        !origin_allowed(w->cfg->allow_origin, origin->value)) {
+        answer_error(w, c, 403, NULL, "Origin not allowed (see --allow-origin)");
+        return;
+    }
+    int json = proto && http_token_list_has(proto->value, SPAN_LIT("ringcast.json"));
+    struct chan *chans[SERVE_MAX_CHANNELS];
+    uint64_t last[SERVE_MAX_CHANNELS];
+    if (local_chans(w, c, t, chans) < 0)
+        return;
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %.*s\r\n%s\r\n",
+                     WS_ACCEPT_LEN, accept,
+                     json ? "Sec-WebSocket-Protocol: ringcast.json\r\n" : "");
+    conn_queue_copy(w, c, head, (size_t)n);
+    c->flags &= ~CF_CLOSE_AFTER; /* the close handshake decides */
+    if (json)
+        c->flags |= CF_WS_JSON;
+    if (t->n > 1) {
+        for (int i = 0; i < t->n; i++)
+            last[i] = t->have[i] ? t->since[i] : chans[i]->last_id;
+        if (conn_subscribe_multi(w, c, chans, last, t->n) < 0) {
+            conn_close(w, c);
+            return;
+        }
+    } else {
+        conn_subscribe(w, c, chans[0]);
+    }
+    struct subnode *node = NULL;
+    for (int i = 0; i < t->n; i++) {
+        if (t->n > 1)
+            node = &w->subs[i == 0 ? c->snext : node->cnext];
+        if (!t->have[i])
+            continue;
+        struct chan_range r;
+        chan_since(chans[i], t->since[i], &r);
+        if (r.gap)
+            ws_queue_gap(w, c, t->names[i], &r);
+        for (uint32_t k = 0; k < r.count; k++)
+            ws_queue_msg(w, c, node, chan_hist_at(chans[i], r.first + k));
+    }
+    if (c->flags & CF_CLOSE_SENT)
+        return;
+    c->state = C_WS;
+    conn_timer_set(w, c, T_WSPING);
+    STAT_ADD(&w->stats, ws_subscribers, 1);
+}
+
+/* A complete message from the client: published on each of its channels,
+ * as any publish, unless --ws-publish off. */
+static void ws_publish(struct worker *w, struct conn *c, span_t msg, int binary)
+{
+    STAT_ADD(&w->stats, ws_messages_in, 1);
+    if (!w->cfg->ws_publish) {
+        ws_close_by_server(w, c, WS_CLOSE_POLICY, "publishing is off (--ws-publish)");
+        return;
+    }
+    if (c->flags & CF_MULTI) {
+        for (uint32_t k = c->snext; k != SLOT_NONE; k = w->subs[k].cnext) {
+            struct chan *ch = w->subs[k].ch;
+            struct pubreq *r =
+                pubreq_new(w, span_of(ch->name, ch->name_len), SPAN_NULL, msg, binary);
+            if (r)
+                pubreq_send(w, r);
+        }
+    } else if (c->chan) {
+        struct pubreq *r =
+            pubreq_new(w, span_of(c->chan->name, c->chan->name_len), SPAN_NULL, msg, binary);
+        if (r)
+            pubreq_send(w, r);
+    }
+}
+
+/* The client's close: answered with the same code, then TCP closes. Ours
+ * already went out if we started: then just close. */
+static void ws_on_close(struct worker *w, struct conn *c, struct ws_reader *r)
+{
+    if (!(c->flags & CF_WS_CLOSING)) {
+        uint8_t out[WS_CONTROL_FRAME_MAX];
+        unsigned code = r->close_code == WS_CLOSE_NO_STATUS ? 0 : r->close_code;
+        ssize_t n = ws_close_frame(out, code, SPAN_NULL, NULL);
+        ws_leave(w, c);
+        if (n > 0)
+            conn_queue_copy(w, c, (const char *)out, (size_t)n);
+    }
+    conn_timer_set(w, c, T_NONE);
+    c->state = C_READ;
+    c->flags |= CF_CLOSE_AFTER;
+    conn_mark_dirty(w, c);
+}
+
+/*
+ * Reads the client's frames. c->rx holds, in order, the unmasked fragments of
+ * a message in progress (data[0..assembled)) and raw frames. A fragment's
+ * payload is moved down to join the assembled ones; a complete message is
+ * published from where it lies, so a one-frame message is never copied here.
+ */
+static void ws_input(struct worker *w, struct conn *c)
+{
+    struct rxbuf *rx = c->rx;
+    uint32_t off = rx->ws.assembled;
+    while (c->state == C_WS && off < rx->len) {
+        struct ws_frame f;
+        if (!rx->ws.mid)
+            ws_reader_init(&rx->ws.r, w->cfg->max_message);
+        int hl = ws_parse_frame(rx->data + off, rx->len - off, WS_FROM_CLIENT,
+                                w->cfg->max_message, &f);
+        if (hl == WS_INCOMPLETE)
+            break;
+        if (hl < 0) {
+            ws_fail(w, c, hl);
+            rx->len = rx->ws.assembled = rx->ws.mid = 0;
+            return;
+        }
+        char *payload = rx->data + off + hl;
+        uint32_t plen = (uint32_t)f.payload_len;
+        uint32_t next = off + (uint32_t)hl + plen;
+        ws_unmask(payload, plen, f.mask, 0);
+        int ev = ws_reader_frame(&rx->ws.r, &f, span_of(payload, plen));
+        if (ev < 0) {
+            ws_fail(w, c, ev);
+            rx->len = rx->ws.assembled = rx->ws.mid = 0;
+            return;
+        }
+        if ((c->flags & CF_WS_CLOSING) && ev != WS_EV_CLOSE) {
+            off = next; /* after our close only the client's close matters */
+            continue;
+        }
+        switch (ev) {
+        case WS_EV_FRAGMENT:
+        case WS_EV_MESSAGE:
+            if (rx->ws.mid || ev == WS_EV_FRAGMENT) {
+                memmove(rx->data + rx->ws.assembled, payload, plen);
+                rx->ws.assembled += plen;
+                rx->ws.mid = 1;
+            }
+            if (ev == WS_EV_MESSAGE) {
+                span_t msg = rx->ws.mid ? span_of(rx->data, rx->ws.assembled)
+                                        : span_of(payload, plen);
+                ws_publish(w, c, msg, rx->ws.r.opcode == WS_OP_BINARY);
+                rx->ws.assembled = 0;
+                rx->ws.mid = 0;
+            }
+            break;
+        case WS_EV_PING: {
+            uint8_t out[WS_CONTROL_FRAME_MAX];
+            ssize_t n = ws_pong_frame(out, span_of(payload, plen), NULL);
+            if (n > 0)
+                conn_queue_copy(w, c, (const char *)out, (size_t)n);
+            break;
+        }
+        case WS_EV_PONG:
+            if (c->tlist == T_WSPONG)
+                conn_timer_set(w, c, T_WSPING);
+            break;
+        case WS_EV_CLOSE:
+            ws_on_close(w, c, &rx->ws.r);
+            rx->len = rx->ws.assembled = rx->ws.mid = 0;
+            return;
+        }
+        off = next;
+    }
+    if (c->flags & CF_CLOSE_SENT)
+        return;
+    /* Drop the frames read; keep the assembled part and any partial frame. */
+    memmove(rx->data + rx->ws.assembled, rx->data + off, rx->len - off);
+    rx->len = rx->ws.assembled + (rx->len - off);
+}
+
+void serve_ws_timer(struct worker *w, struct conn *c, int list)
+{
+    if (list == T_WSPING) {
+        conn_timer_set(w, c, T_WSPONG);
+        conn_queue(w, c, NULL, (const char *)ws_ping_frame, sizeof(ws_ping_frame));
+    } else if (list == T_WSPONG) {
+        STAT_ADD(&w->stats, ws_ping_timeouts, 1);
+        ws_leave(w, c);
+        conn_close(w, c);
+    } else {
+        conn_close(w, c); /* the client never answered our close */
+    }
+}
+
 static void rx_reset_request(struct rxbuf *rx, uint32_t consumed)
 {
     memmove(rx->data, rx->data + consumed, rx->len - consumed);
     rx->len -= consumed;
-    rx->scanned = rx->head_len = rx->body_need = rx->body_have = 0;
-    rx->chunked = 0;
+    rx->http.scanned = rx->http.head_len = rx->http.body_need = rx->http.body_have = 0;
+    rx->http.chunked = 0;
 }
 
 /* Reads the head; 1 when it is complete and its body framing recorded. */
 static int read_head(struct worker *w, struct conn *c, struct rxbuf *rx)
 {
     struct http_request req;
-    int r = http_parse_request(rx->data, rx->len, rx->scanned, &req);
+    int r = http_parse_request(rx->data, rx->len, rx->http.scanned, &req);
     if (r == HTTP_INCOMPLETE) {
         if (rx->len > MAX_HEAD) {
             answer_error(w, c, 431, NULL, "request line and headers exceed 8 KiB");
             return 0;
         }
-        rx->scanned = rx->len;
+        rx->http.scanned = rx->len;
         if (c->tlist != T_HEADER)
             conn_timer_set(w, c, T_HEADER);
         return 0;
@@ -699,40 +1014,40 @@ static int read_head(struct worker *w, struct conn *c, struct rxbuf *rx)
     }
     if (c->tlist != T_HEADER)
         conn_timer_set(w, c, T_HEADER); /* the body shares the head's deadline */
-    rx->head_len = (uint32_t)r;
-    rx->chunked = req.chunked;
-    rx->body_need = req.content_length > 0 ? (uint32_t)req.content_length : 0;
-    memset(&rx->ch, 0, sizeof(rx->ch));
+    rx->http.head_len = (uint32_t)r;
+    rx->http.chunked = req.chunked;
+    rx->http.body_need = req.content_length > 0 ? (uint32_t)req.content_length : 0;
+    memset(&rx->http.ch, 0, sizeof(rx->http.ch));
     return 1;
 }
 
 /* Length of the whole request once its body is in, else 0. */
 static uint32_t read_body(struct worker *w, struct conn *c, struct rxbuf *rx)
 {
-    if (!rx->chunked)
-        return rx->len >= rx->head_len + rx->body_need ? rx->head_len + rx->body_need : 0;
-    uint32_t raw = rx->head_len + rx->body_have;
+    if (!rx->http.chunked)
+        return rx->len >= rx->http.head_len + rx->http.body_need ? rx->http.head_len + rx->http.body_need : 0;
+    uint32_t raw = rx->http.head_len + rx->http.body_have;
     size_t n = rx->len - raw;
-    ssize_t r = http_decode_chunked(&rx->ch, rx->data + raw, &n);
+    ssize_t r = http_decode_chunked(&rx->http.ch, rx->data + raw, &n);
     if (r < 0 && r != HTTP_INCOMPLETE) {
         answer_error(w, c, 400, NULL, "malformed chunked body");
         return 0;
     }
-    rx->body_have += (uint32_t)n;
-    if (rx->body_have > w->cfg->max_message) {
+    rx->http.body_have += (uint32_t)n;
+    if (rx->http.body_have > w->cfg->max_message) {
         answer_error(w, c, 413, NULL, "body exceeds --max-message %u", w->cfg->max_message);
         return 0;
     }
     if (r == HTTP_INCOMPLETE) {
-        rx->len = rx->head_len + rx->body_have; /* consumed raw bytes are gone */
+        rx->len = rx->http.head_len + rx->http.body_have; /* consumed raw bytes are gone */
         if (rx->len > MAX_HEAD + w->cfg->max_message + 4096) {
             answer_error(w, c, 413, NULL, "chunked framing too large");
             return 0;
         }
         return 0;
     }
-    rx->len = rx->head_len + rx->body_have + (uint32_t)r;
-    return rx->head_len + rx->body_have;
+    rx->len = rx->http.head_len + rx->http.body_have + (uint32_t)r;
+    return rx->http.head_len + rx->http.body_have;
 }
 
 void serve_input(struct worker *w, struct conn *c)
@@ -750,6 +1065,11 @@ void serve_input(struct worker *w, struct conn *c)
                 rx->len = 0; /* a stream's client has nothing more to say */
             return;
         }
+        if (c->state == C_WS) {
+            if (rx && rx->len)
+                ws_input(w, c);
+            return;
+        }
         if (!rx || rx->len == 0) {
             if (c->state == C_READ && c->tlist != T_KEEPALIVE) {
                 if (w->draining && !c->q)
@@ -765,18 +1085,18 @@ void serve_input(struct worker *w, struct conn *c)
                 conn_close(w, c);
             return;
         }
-        if (!rx->head_len && !read_head(w, c, rx))
+        if (!rx->http.head_len && !read_head(w, c, rx))
             return;
         uint32_t total = read_body(w, c, rx);
         if (!total)
             return;
         struct http_request req;
-        if (http_parse_request(rx->data, rx->head_len, 0, &req) != (int)rx->head_len)
+        if (http_parse_request(rx->data, rx->http.head_len, 0, &req) != (int)rx->http.head_len)
             FATAL("a complete head no longer parses");
         conn_timer_set(w, c, T_NONE);
         if (!req.keep_alive)
             c->flags |= CF_CLOSE_AFTER;
-        route(w, c, &req, span_of(rx->data + rx->head_len, total - rx->head_len));
+        route(w, c, &req, span_of(rx->data + rx->http.head_len, total - rx->http.head_len));
         if (c->flags & CF_CLOSE_SENT)
             return;
         rx_reset_request(c->rx, total);
@@ -826,6 +1146,10 @@ static void finish_longpoll(struct worker *w, struct conn *c, struct subnode *no
 
 void serve_deliver(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
 {
+    if (c->state == C_WS) {
+        ws_queue_msg(w, c, node, m);
+        return;
+    }
     if (c->state == C_SSE) {
         if (node) {
             queue_multi_event(w, c, node, m);
@@ -846,8 +1170,9 @@ void serve_longpoll_timeout(struct worker *w, struct conn *c)
 
 void serve_gather_done(struct worker *w, struct gather *g)
 {
-    struct conn *c = conn_at(w, g->slot);
-    if (c->gen == g->gen && c->state == C_WAIT) {
+    /* SLOT_NONE: a WebSocket client's publish, which nobody answers. */
+    struct conn *c = g->slot == SLOT_NONE ? NULL : conn_at(w, g->slot);
+    if (c && c->gen == g->gen && c->state == C_WAIT) {
         char body[400];
         int n;
         span_t name = span_of(g->name, g->chan_len);
@@ -895,6 +1220,10 @@ void serve_drain(struct worker *w, struct conn *c)
         break;
     case C_LP:
         finish_longpoll(w, c, NULL, NULL);
+        break;
+    case C_WS:
+        c->flags &= ~CF_CLOSE_AFTER; /* the close handshake decides */
+        ws_close_by_server(w, c, WS_CLOSE_GOING_AWAY, "server shutting down");
         break;
     case C_READ:
         if (c->rx && c->rx->len)

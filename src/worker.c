@@ -130,6 +130,10 @@ static void timers_run(struct worker *w)
                 conn_timer_set(w, c, T_HEARTBEAT);
                 conn_queue(w, c, NULL, heartbeat_bytes, sizeof(heartbeat_bytes) - 1);
                 break;
+            default:
+                timer_unlink(w, c);
+                serve_ws_timer(w, c, list);
+                break;
             }
         }
     }
@@ -281,6 +285,8 @@ void conn_close(struct worker *w, struct conn *c)
         STAT_SUB(&w->stats, sse_subscribers, 1);
     if (c->state == C_LP)
         STAT_SUB(&w->stats, longpoll_waiting, 1);
+    if (c->state == C_WS && !(c->flags & CF_WS_CLOSING))
+        STAT_SUB(&w->stats, ws_subscribers, 1);
     conn_unsubscribe(w, c);
     timer_unlink(w, c);
     c->state = C_CLOSING;
@@ -308,8 +314,8 @@ void conn_close(struct worker *w, struct conn *c)
 
 void conn_queue(struct worker *w, struct conn *c, struct rc *owner, const char *base, size_t len)
 {
-    if (c->state == C_CLOSING && (c->flags & CF_CLOSE_SENT)) {
-        rc_put(owner);
+    if ((c->state == C_CLOSING && (c->flags & CF_CLOSE_SENT)) || len == 0) {
+        rc_put(owner); /* an empty entry would make an empty send */
         return;
     }
     struct outq *q = c->q;
@@ -339,7 +345,8 @@ void conn_queue(struct worker *w, struct conn *c, struct rc *owner, const char *
     q->ents[(q->head + q->count) % q->cap] = (struct outq_ent){owner, base, (uint32_t)len};
     q->count++;
     q->bytes += len;
-    if (unlikely(q->bytes > w->cfg->max_queue) && (c->state == C_SSE || c->state == C_LP)) {
+    if (unlikely(q->bytes > w->cfg->max_queue) &&
+        (c->state == C_SSE || c->state == C_LP || c->state == C_WS)) {
         /* A subscriber that does not read must not grow our memory. */
         STAT_ADD(&w->stats, drops_slow, 1);
         conn_close(w, c);
@@ -905,7 +912,7 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
     serve_input(w, c);
     if (c->state == C_CLOSING)
         return;
-    if (c->rx && c->rx->len == 0) {
+    if (c->rx && c->rx->len == 0 && !(c->state == C_WS && c->rx->ws.mid)) {
         free(c->rx); /* idle connections hold no buffer */
         c->rx = NULL;
     }
@@ -1033,6 +1040,9 @@ static int worker_setup(struct worker *w)
     w->tl[T_KEEPALIVE].timeout_ms = cfg->keepalive_timeout * 1000;
     w->tl[T_LONGPOLL].timeout_ms = cfg->poll_timeout * 1000;
     w->tl[T_HEARTBEAT].timeout_ms = cfg->heartbeat * 1000;
+    w->tl[T_WSPING].timeout_ms = cfg->ws_ping * 1000;
+    w->tl[T_WSPONG].timeout_ms = cfg->ws_timeout * 1000;
+    w->tl[T_WSCLOSE].timeout_ms = cfg->close_timeout * 1000;
     w->overflow = calloc((size_t)w->srv->nworkers, sizeof(*w->overflow));
     w->bell = calloc((size_t)w->srv->nworkers, 1);
     if (!w->overflow || !w->bell)
