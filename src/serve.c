@@ -461,22 +461,30 @@ static int local_chans(struct worker *w, struct conn *c, const struct target *t,
     return 0;
 }
 
-static void do_sse(struct worker *w, struct conn *c, const struct target *t)
+/* How a streaming transport puts a gap notice and a message on the wire. */
+struct stream_ops {
+    void (*gap)(struct worker *w, struct conn *c, span_t name, const struct chan_range *r);
+    void (*msg)(struct worker *w, struct conn *c, struct subnode *node, struct msg *m);
+};
+
+/* Subscribes c to the request's channels, then queues, channel by channel,
+ * what the client has not seen: a gap notice if some of it is gone, then
+ * the held messages. Nothing is delivered in between: one worker, one turn.
+ * Returns 0, or -ENOMEM after closing c. */
+static int subscribe_backlog(struct worker *w, struct conn *c, const struct target *t,
+                             struct chan **chans, const struct stream_ops *ops)
 {
-    struct chan *chans[SERVE_MAX_CHANNELS];
     uint64_t last[SERVE_MAX_CHANNELS];
-    if (local_chans(w, c, t, chans) < 0)
-        return;
-    conn_queue(w, c, NULL, w->srv->sse_head, w->srv->sse_head_len);
     if (t->n > 1) {
         for (int i = 0; i < t->n; i++)
             last[i] = t->have[i] ? t->since[i] : chans[i]->last_id;
         if (conn_subscribe_multi(w, c, chans, last, t->n) < 0) {
             conn_close(w, c);
-            return;
+            return -ENOMEM;
         }
+    } else {
+        conn_subscribe(w, c, chans[0]);
     }
-    /* The backlog, channel by channel, before any live message. */
     struct subnode *node = NULL;
     for (int i = 0; i < t->n; i++) {
         if (t->n > 1)
@@ -486,22 +494,34 @@ static void do_sse(struct worker *w, struct conn *c, const struct target *t)
         struct chan_range r;
         chan_since(chans[i], t->since[i], &r);
         if (r.gap)
-            queue_gap_event(w, c, t->names[i], &r);
-        for (uint32_t k = 0; k < r.count; k++) {
-            struct msg *m = chan_hist_at(chans[i], r.first + k);
-            if (node) {
-                queue_multi_event(w, c, node, m);
-            } else {
-                rc_get(&m->rc);
-                conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
-            }
-        }
+            ops->gap(w, c, t->names[i], &r);
+        for (uint32_t k = 0; k < r.count; k++)
+            ops->msg(w, c, node, chan_hist_at(chans[i], r.first + k));
     }
-    if (c->flags & CF_CLOSE_SENT)
+    return 0;
+}
+
+static void sse_queue_msg(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
+{
+    if (node) {
+        queue_multi_event(w, c, node, m);
+        return;
+    }
+    rc_get(&m->rc);
+    conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
+}
+
+static const struct stream_ops sse_ops = {queue_gap_event, sse_queue_msg};
+
+static void do_sse(struct worker *w, struct conn *c, const struct target *t)
+{
+    struct chan *chans[SERVE_MAX_CHANNELS];
+    if (local_chans(w, c, t, chans) < 0)
+        return;
+    conn_queue(w, c, NULL, w->srv->sse_head, w->srv->sse_head_len);
+    if (subscribe_backlog(w, c, t, chans, &sse_ops) < 0 || (c->flags & CF_CLOSE_SENT))
         return;
     c->state = C_SSE;
-    if (t->n == 1)
-        conn_subscribe(w, c, chans[0]);
     conn_timer_set(w, c, T_HEARTBEAT);
     STAT_ADD(&w->stats, sse_subscribers, 1);
 }
@@ -734,6 +754,8 @@ static void ws_queue_gap(struct worker *w, struct conn *c, span_t name, const st
     STAT_ADD(&w->stats, gaps, 1);
 }
 
+static const struct stream_ops ws_ops = {ws_queue_gap, ws_queue_msg};
+
 static int origin_allowed(const char *list, span_t origin)
 {
     const char *p = list;
@@ -780,7 +802,6 @@ static void do_ws(struct worker *w, struct conn *c, const struct http_request *r
     }
     int json = proto && http_token_list_has(proto->value, SPAN_LIT("ringcast.json"));
     struct chan *chans[SERVE_MAX_CHANNELS];
-    uint64_t last[SERVE_MAX_CHANNELS];
     if (local_chans(w, c, t, chans) < 0)
         return;
     char head[256];
@@ -793,30 +814,7 @@ static void do_ws(struct worker *w, struct conn *c, const struct http_request *r
     c->flags &= ~CF_CLOSE_AFTER; /* the close handshake decides */
     if (json)
         c->flags |= CF_WS_JSON;
-    if (t->n > 1) {
-        for (int i = 0; i < t->n; i++)
-            last[i] = t->have[i] ? t->since[i] : chans[i]->last_id;
-        if (conn_subscribe_multi(w, c, chans, last, t->n) < 0) {
-            conn_close(w, c);
-            return;
-        }
-    } else {
-        conn_subscribe(w, c, chans[0]);
-    }
-    struct subnode *node = NULL;
-    for (int i = 0; i < t->n; i++) {
-        if (t->n > 1)
-            node = &w->subs[i == 0 ? c->snext : node->cnext];
-        if (!t->have[i])
-            continue;
-        struct chan_range r;
-        chan_since(chans[i], t->since[i], &r);
-        if (r.gap)
-            ws_queue_gap(w, c, t->names[i], &r);
-        for (uint32_t k = 0; k < r.count; k++)
-            ws_queue_msg(w, c, node, chan_hist_at(chans[i], r.first + k));
-    }
-    if (c->flags & CF_CLOSE_SENT)
+    if (subscribe_backlog(w, c, t, chans, &ws_ops) < 0 || (c->flags & CF_CLOSE_SENT))
         return;
     c->state = C_WS;
     conn_timer_set(w, c, T_WSPING);
@@ -1151,12 +1149,7 @@ void serve_deliver(struct worker *w, struct conn *c, struct subnode *node, struc
         return;
     }
     if (c->state == C_SSE) {
-        if (node) {
-            queue_multi_event(w, c, node, m);
-            return;
-        }
-        rc_get(&m->rc);
-        conn_queue(w, c, &m->rc, m->sse.base, m->sse.len);
+        sse_queue_msg(w, c, node, m);
         return;
     }
     if (c->state == C_LP)

@@ -15,6 +15,17 @@
 
 #define LOAD(st, f) atomic_load_explicit(&(st)->f, memory_order_relaxed)
 
+/* The sum over workers of the counter at offset off in struct stats. */
+static uint64_t sum(const struct server *srv, size_t off)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < srv->nworkers; i++)
+        total += atomic_load_explicit(
+            (const _Atomic uint64_t *)((const char *)&srv->workers[i].stats + off),
+            memory_order_relaxed);
+    return total;
+}
+
 long stats_render_json(const struct server *srv, char **out)
 {
     size_t len = 0;
@@ -25,26 +36,13 @@ long stats_render_json(const struct server *srv, char **out)
     config_feature_names(srv->features, feats, sizeof(feats));
     fprintf(f, "{\"workers\":%d,\"features\":\"%s\",\"total\":{", srv->nworkers, feats);
     const char *sep = "";
-#define X(name, type, help)                                                                        \
-    do {                                                                                           \
-        uint64_t sum = 0;                                                                          \
-        for (int i = 0; i < srv->nworkers; i++)                                                    \
-            sum += LOAD(&srv->workers[i].stats, name);                                             \
-        fprintf(f, "%s\"%s\":%llu", sep, #name, (unsigned long long)sum);                          \
-        sep = ",";                                                                                 \
-    } while (0);
+#define X(name, ...)                                                                               \
+    fprintf(f, "%s\"%s\":%llu", sep, #name,                                                        \
+            (unsigned long long)sum(srv, offsetof(struct stats, name)));                           \
+    sep = ",";
     STATS_COUNTERS(X)
-#undef X
-#define X(name, help) X2(name, counter, help)
-#define X2(name, type, help)                                                                       \
-    do {                                                                                           \
-        uint64_t sum = 0;                                                                          \
-        for (int i = 0; i < srv->nworkers; i++)                                                    \
-            sum += LOAD(&srv->workers[i].stats, name);                                             \
-        fprintf(f, "%s\"%s\":%llu", sep, #name, (unsigned long long)sum);                          \
-        sep = ",";                                                                                 \
-    } while (0);
     STATS_GAUGES(X)
+#undef X
     fprintf(f, "},\"per_worker\":[");
     for (int i = 0; i < srv->nworkers; i++) {
         const struct stats *st = &srv->workers[i].stats;
@@ -56,8 +54,6 @@ long stats_render_json(const struct server *srv, char **out)
         fputc('}', f);
     }
     fprintf(f, "]}\n");
-#undef X
-#undef X2
 #undef Y
 #undef Z
     if (fclose(f) != 0)
