@@ -302,8 +302,8 @@ int hist_decode(struct hist *h, const char *buf, size_t len)
     int any = 0;
     while (p < end) {
         uint64_t gap, n;
-        if (hist_blank(&p, end) < 0 || hist_getu(&p, end, HIST_COUNTS_LEN, &gap) < 0 ||
-            p == end || *p++ != ':' || hist_getu(&p, end, INT64_MAX, &n) < 0)
+        if (hist_blank(&p, end) < 0 || hist_getu(&p, end, HIST_COUNTS_LEN, &gap) < 0 || p == end ||
+            *p++ != ':' || hist_getu(&p, end, INT64_MAX, &n) < 0)
             return -EINVAL;
         /* Gaps after the first are at least 1: indices strictly increase. */
         if ((any && gap == 0) || n == 0 || gap >= HIST_COUNTS_LEN - index ||
@@ -325,8 +325,8 @@ int hist_decode(struct hist *h, const char *buf, size_t len)
      * overflowed values are all in HIST_MAX_VALUE's. */
     if (min > max || hist_index_of(min) != first || hist_index_of(max) != last)
         return -EINVAL;
-    if (overflow > 0 && (max != HIST_MAX_VALUE ||
-                         overflow > (uint64_t)h->counts[hist_index_of(HIST_MAX_VALUE)]))
+    if (overflow > 0 &&
+        (max != HIST_MAX_VALUE || overflow > (uint64_t)h->counts[hist_index_of(HIST_MAX_VALUE)]))
         return -EINVAL;
     h->count = (int64_t)count;
     h->overflow = (int64_t)overflow;

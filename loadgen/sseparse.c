@@ -102,8 +102,7 @@ static int sse_field_begin(struct sse_parser *p)
 }
 
 /* Appends to a small field buffer (event type or id). */
-static int sse_small_append(struct sse_parser *p, char *dst, uint8_t *dlen, const char *s,
-                            size_t n)
+static int sse_small_append(struct sse_parser *p, char *dst, uint8_t *dlen, const char *s, size_t n)
 {
     if (n > SSE_PARSE_FIELD_MAX - (size_t)*dlen)
         return p->_err = SSE_PARSE_ERR_TOO_BIG;
@@ -142,7 +141,7 @@ static int sse_value(struct sse_parser *p, const char *s, size_t n, int ends_her
             }
             p->_retry_ok |= 2;
             p->_retry = p->_retry > ((uint64_t)INT64_MAX - d) / 10 ? (uint64_t)INT64_MAX
-                                                                     : p->_retry * 10 + d;
+                                                                   : p->_retry * 10 + d;
         }
         return 0;
     default:

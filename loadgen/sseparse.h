@@ -50,19 +50,19 @@ struct sse_parser {
     int64_t retry_ms;  /* latest valid "retry:" value (saturating), -1 if none */
 
     /* Private. */
-    char *_data;                      /* the caller's buffer for joined data */
-    size_t _cap, _len;                /* its size (the event limit), bytes used */
-    span_t _ext;                      /* zero-copy data inside the current chunk */
-    uint32_t _ndata;                  /* data lines in the current event */
-    int _err;                         /* sticky error */
+    char *_data;       /* the caller's buffer for joined data */
+    size_t _cap, _len; /* its size (the event limit), bytes used */
+    span_t _ext;       /* zero-copy data inside the current chunk */
+    uint32_t _ndata;   /* data lines in the current event */
+    int _err;          /* sticky error */
     uint8_t _state, _field, _after_cr, _bom, _name_len, _has_id, _id_nul, _retry_ok;
-    char _name[8];                    /* field name being read (first 6 bytes) */
+    char _name[8]; /* field name being read (first 6 bytes) */
     uint8_t _type_len, _id_len, _last_len, _tmp_len;
-    uint64_t _retry;                  /* retry value being read */
-    char _type[SSE_PARSE_FIELD_MAX];  /* event type buffer */
-    char _id[SSE_PARSE_FIELD_MAX];    /* last event ID buffer (set by id lines) */
-    char _last[SSE_PARSE_FIELD_MAX];  /* last event ID string (set at blank lines) */
-    char _tmp[SSE_PARSE_FIELD_MAX];   /* id value being read */
+    uint64_t _retry;                 /* retry value being read */
+    char _type[SSE_PARSE_FIELD_MAX]; /* event type buffer */
+    char _id[SSE_PARSE_FIELD_MAX];   /* last event ID buffer (set by id lines) */
+    char _last[SSE_PARSE_FIELD_MAX]; /* last event ID string (set at blank lines) */
+    char _tmp[SSE_PARSE_FIELD_MAX];  /* id value being read */
 };
 
 /*

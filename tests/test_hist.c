@@ -58,8 +58,8 @@ static uint64_t exact_at(const uint64_t *sorted, size_t n, double q)
 
 static void check_percentiles(const char *name, uint64_t *v, size_t n)
 {
-    static const double qs[] = {0,    0.001, 0.01, 0.1,    0.25,   0.5, 0.75,
-                                0.9,  0.95,  0.99, 0.999,  0.9999, 1,   0.123456};
+    static const double qs[] = {0,   0.001, 0.01, 0.1,   0.25,   0.5, 0.75,
+                                0.9, 0.95,  0.99, 0.999, 0.9999, 1,   0.123456};
     struct hist *h = new_hist();
     for (size_t i = 0; i < n; i++)
         hist_record(h, v[i]);
@@ -115,7 +115,8 @@ Test(hist, layout_is_contiguous_and_three_digits)
         v = hi + 1;
     }
     cr_assert(buckets <= HIST_COUNTS_LEN);
-    cr_assert_eq(hist_lowest_equivalent(HIST_MAX_VALUE + 5), hist_lowest_equivalent(HIST_MAX_VALUE));
+    cr_assert_eq(hist_lowest_equivalent(HIST_MAX_VALUE + 5),
+                 hist_lowest_equivalent(HIST_MAX_VALUE));
 }
 
 /* ---- edge cases ------------------------------------------------------------ */
@@ -386,23 +387,23 @@ Test(hist, text_rejects)
         "H2 0 0 0 0",
         "H1 0 0 0",
         "H1 0 0 0 0 x",
-        "H1 0 0 1 0",                        /* empty but with a min */
-        "H1 1 0 0 0",                        /* count without buckets */
-        "H1 1 0 5 5 5:2",                    /* counts do not add up */
-        "H1 2 0 5 6 5:1 1:1 ",               /* fine but for ... */
-        "H1 1 0 5 5 5:0",                    /* zero count listed */
-        "H1 2 0 5 5 5:1 0:1",                /* index repeated */
-        "H1 1 0 5 6 5:1",                    /* max outside the last bucket */
-        "H1 1 0 4 5 5:1",                    /* min outside the first bucket */
-        "H1 2 0 6 5 5:1 1:1",                /* min > max */
-        "H1 1 1 5 5 5:1",                    /* overflow below the top */
-        "H1 1 0 5 5 33792:1",                /* index out of range */
-        "H1 1 0 5 5 -5:1",                   /* sign */
-        "H1 1 0 5 5 5:1:1",                  /* junk */
-        "H1 1 0 5 5 5:99999999999999999999", /* count too large */
-        "H1 99999999999999999999 0 5 5 5:1", /* count too large */
-        "H1 1 0 5 5 5 :1",                   /* space inside an entry */
-        "H1 1 0 5 5 5:",                     /* missing count */
+        "H1 0 0 1 0",                                 /* empty but with a min */
+        "H1 1 0 0 0",                                 /* count without buckets */
+        "H1 1 0 5 5 5:2",                             /* counts do not add up */
+        "H1 2 0 5 6 5:1 1:1 ",                        /* fine but for ... */
+        "H1 1 0 5 5 5:0",                             /* zero count listed */
+        "H1 2 0 5 5 5:1 0:1",                         /* index repeated */
+        "H1 1 0 5 6 5:1",                             /* max outside the last bucket */
+        "H1 1 0 4 5 5:1",                             /* min outside the first bucket */
+        "H1 2 0 6 5 5:1 1:1",                         /* min > max */
+        "H1 1 1 5 5 5:1",                             /* overflow below the top */
+        "H1 1 0 5 5 33792:1",                         /* index out of range */
+        "H1 1 0 5 5 -5:1",                            /* sign */
+        "H1 1 0 5 5 5:1:1",                           /* junk */
+        "H1 1 0 5 5 5:99999999999999999999",          /* count too large */
+        "H1 99999999999999999999 0 5 5 5:1",          /* count too large */
+        "H1 1 0 5 5 5 :1",                            /* space inside an entry */
+        "H1 1 0 5 5 5:",                              /* missing count */
         "H1 1 0 3600000000001 3600000000001 33791:1", /* above the top */
     };
     struct hist *h = new_hist();
@@ -433,7 +434,8 @@ static size_t b64_decode(const char *s, size_t n, unsigned char *out)
             v[k] = s[i + k] == '=' ? 0 : b64_val(s[i + k]);
         for (int k = 0; k < 4; k++)
             cr_assert(v[k] >= 0, "bad base64 char at %zu", i + (size_t)k);
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         out[o++] = (unsigned char)(w >> 16);
         if (s[i + 2] != '=')
             out[o++] = (unsigned char)(w >> 8);
@@ -474,7 +476,8 @@ static void check_v2(const struct hist *h)
     size_t rlen = 0, pos = 2;
     for (;;) {
         cr_assert(pos + 5 <= zlen - 4);
-        unsigned hdr = z[pos], blen = z[pos + 1] | z[pos + 2] << 8, nlen = z[pos + 3] | z[pos + 4] << 8;
+        unsigned hdr = z[pos], blen = z[pos + 1] | z[pos + 2] << 8,
+                 nlen = z[pos + 3] | z[pos + 4] << 8;
         cr_assert_eq(hdr & 6, 0, "BTYPE stored");
         cr_assert_eq(blen ^ 0xffff, nlen);
         pos += 5;

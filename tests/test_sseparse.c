@@ -220,14 +220,30 @@ static const struct sse_case cases[] = {
     {S("dat: x\ndatas: x\nData: x\n data: x\ndata : x\n\n"), "", 0, -1, ""},
     {S("eventX: a\nidd: 3\nretryy: 7\nverylongfieldname: 1\n\n"), "", 0, -1, ""},
     /* A byte order mark: skipped once at the start, nowhere else. */
-    {S("\xEF\xBB\xBF" "data: a\n\n"), "t= i= d=a\n", 0, -1, ""},
-    {S("\xEF\xBB\xBF\xEF\xBB\xBF" "data: a\n\ndata: b\n\n"), "t= i= d=b\n", 0, -1, ""},
-    {S("\xEF\xBB" "data: a\n\ndata: b\n\n"), "t= i= d=b\n", 0, -1, ""},
-    {S("\xEF" "data: a\n\ndata: b\n\n"), "t= i= d=b\n", 0, -1, ""},
-    {S("\xEF\xBB\xBF:c\n\xEF\xBB\xBF" "data: a\n\n"), "", 1, -1, ""},
-    {S("\xEF\xBB\n" "data: a\n\n"), "t= i= d=a\n", 0, -1, ""},
-    {S("\xEF\n" "data: a\n\n"), "t= i= d=a\n", 0, -1, ""},
-    {S("\xEF\xBB\xBF\n" "data: a\n\n"), "t= i= d=a\n", 0, -1, ""},
+    {S("\xEF\xBB\xBF"
+       "data: a\n\n"),
+     "t= i= d=a\n", 0, -1, ""},
+    {S("\xEF\xBB\xBF\xEF\xBB\xBF"
+       "data: a\n\ndata: b\n\n"),
+     "t= i= d=b\n", 0, -1, ""},
+    {S("\xEF\xBB"
+       "data: a\n\ndata: b\n\n"),
+     "t= i= d=b\n", 0, -1, ""},
+    {S("\xEF"
+       "data: a\n\ndata: b\n\n"),
+     "t= i= d=b\n", 0, -1, ""},
+    {S("\xEF\xBB\xBF:c\n\xEF\xBB\xBF"
+       "data: a\n\n"),
+     "", 1, -1, ""},
+    {S("\xEF\xBB\n"
+       "data: a\n\n"),
+     "t= i= d=a\n", 0, -1, ""},
+    {S("\xEF\n"
+       "data: a\n\n"),
+     "t= i= d=a\n", 0, -1, ""},
+    {S("\xEF\xBB\xBF\n"
+       "data: a\n\n"),
+     "t= i= d=a\n", 0, -1, ""},
     {S("data: \xEF\xBB\xBF\n\n"), "t= i= d=\\xef\\xbb\\xbf\n", 0, -1, ""},
     /* Blank lines before anything, and an unfinished event at the end. */
     {S("\n\r\n\rdata: a\n\n"), "t= i= d=a\n", 0, -1, ""},
@@ -324,7 +340,8 @@ Test(sseparse, one_event_per_call_and_zero_copy)
     cr_assert_eq(sse_parse(&p, s, left, &used, &ev), SSE_PARSE_EVENT);
     cr_assert_eq(used, strlen("id: 1\ndata: first\n\n"));
     cr_assert(span_eq(ev.data, SPAN_LIT("first")));
-    cr_assert_eq(ev.data.base, stream + strlen("id: 1\ndata: "), "a single data line is not copied");
+    cr_assert_eq(ev.data.base, stream + strlen("id: 1\ndata: "),
+                 "a single data line is not copied");
     cr_assert(span_eq(ev.id, SPAN_LIT("1")) && ev.has_id);
     cr_assert(span_eq(sse_parse_last_id(&p), SPAN_LIT("1")));
     s += used, left -= used;
