@@ -40,7 +40,7 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_
 .SECONDARY:
 
 .PHONY: all run test unit tsan fuzz-smoke fuzz integration deps format clean bench
-all: build/ringcast
+all: build/ringcast build/ringload
 
 build/obj/%.o: src/%.c
 	@mkdir -p $(@D)
@@ -70,6 +70,9 @@ build/fuzzobj/lg_%.o: loadgen/%.c
 build/ringcast: build/obj/main.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+build/ringload: build/obj/lg_main.o $(LG_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The integration tests run this sanitized build of the server.
 build/asan/ringcast: build/asan/main.o $(ASAN_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
@@ -90,7 +93,7 @@ run: deps build/ringcast
 	./build/ringcast $(ARGS)
 
 test: deps
-	$(MAKE) --no-print-directory build/ringcast build/asan/ringcast $(UNIT_TESTS) $(TSAN_TESTS) $(FUZZERS)
+	$(MAKE) --no-print-directory build/ringcast build/ringload build/asan/ringcast $(UNIT_TESTS) $(TSAN_TESTS) $(FUZZERS)
 	PYTHON=$(PYTHON) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/run-all
 
 unit: $(UNIT_TESTS) $(TSAN_TESTS)

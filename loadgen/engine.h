@@ -1,0 +1,67 @@
+/*
+ * engine.h: ringload's clients on io_uring, one thread per core: SSE
+ * subscribers and HTTP publishers that check every delivery (loss,
+ * duplicates, order) and measure latency from each message's intended send
+ * time. The main thread (main.c) sets up a struct run, starts the threads,
+ * steps the phases and reads the counters; each engine thread owns its
+ * clients, ring and histogram and shares only the atomics below.
+ *
+ * Not yet: WebSocket, long-poll and short-poll clients, TLS, reconnects.
+ */
+#ifndef RINGLOAD_ENGINE_H
+#define RINGLOAD_ENGINE_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hist.h"
+#include "scenario.h"
+
+enum run_phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
+
+/* Counters one thread writes and the main thread reads (relaxed). */
+struct engine_counts {
+    _Atomic uint64_t connected, subscribed, connect_failed, refused, closed_by_server;
+    _Atomic uint64_t bad_status, protocol_errors;
+    _Atomic uint64_t published, acked, publish_failed;
+    _Atomic uint64_t deliveries, measured;
+    _Atomic uint64_t lost, duplicates, reordered, id_mismatch, server_gaps, early;
+    _Atomic uint64_t p99_ns; /* of the last second, this thread */
+};
+
+struct engine_thread;
+
+struct run {
+    struct scenario sc;
+    struct sockaddr_storage sub_addr, pub_addr;
+    socklen_t sub_addrlen, pub_addrlen;
+    int nthreads;
+    struct engine_thread *threads;
+    _Atomic int phase;
+    uint64_t t0_ns;         /* publishing starts (warmup begins) */
+    uint64_t measure_ns;    /* intended send times from here on are measured */
+    uint64_t stop_ns;       /* no message is scheduled at or after this */
+    /* Per channel: the last sequence a publisher sent, and the last one the
+     * server acknowledged (answers come in order on a connection). */
+    _Atomic uint64_t *chan_sent, *chan_acked;
+};
+
+struct engine_thread {
+    struct run *run;
+    int id;
+    pthread_t thread;
+    struct engine_counts c;
+    struct hist *lat;       /* measured latencies, ns; read after join */
+    void *priv;
+};
+
+/* Creates thread t's engine and starts it. 0 or a negative errno. */
+int engine_start(struct run *r, struct engine_thread *t);
+void engine_join(struct engine_thread *t);
+/* After join: adds this thread's end-of-run loss check to its counters. */
+void engine_final_check(struct engine_thread *t);
+
+#endif
