@@ -105,6 +105,21 @@ static int probe(const struct sockaddr_storage *ss, socklen_t len, const char *w
     return 0;
 }
 
+/* 1 while pid runs: a zombie (killed, not yet reaped) counts as gone. */
+static int alive(int pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
 static long rss_kb(int pid)
 {
     char path[64], line[256];
@@ -276,7 +291,7 @@ int main(int argc, char **argv)
         usleep(20000);
         uint64_t now = now_ns();
         int phase = atomic_load(&r->phase);
-        if (server_pid && kill(server_pid, 0) < 0) {
+        if (server_pid && !alive(server_pid)) {
             server_died = 1;
             fprintf(stderr, "ringload: the server (pid %d) is gone\n", server_pid);
             atomic_store(&r->phase, PH_DONE);
@@ -304,6 +319,11 @@ int main(int argc, char **argv)
                 r->stop_ns = r->measure_ns + sc->duration_ns;
                 atomic_store(&r->phase, PH_WARMUP);
             }
+        } else if (SUM(r, closed_by_server) >= SUM(r, connected) && SUM(r, connected)) {
+            fprintf(stderr, "ringload: the server closed every connection\n");
+            server_died = 1;
+            atomic_store(&r->phase, PH_DONE);
+            break;
         } else if (phase == PH_WARMUP && now >= r->measure_ns) {
             atomic_store(&r->phase, PH_MEASURE);
         } else if (phase == PH_MEASURE && now >= r->stop_ns) {

@@ -247,6 +247,8 @@ class Server:
                 p.send_signal(signal.SIGTERM)
             except OSError:
                 pass
+        if self.term_sent_at is None:  # it ended by itself (or was killed by the test)
+            self.term_sent_at = time.monotonic()
         try:
             p.wait(max(0.1, self.term_sent_at + STOP_TIMEOUT - time.monotonic()))
         except subprocess.TimeoutExpired:
