@@ -39,6 +39,7 @@ struct config {
     uint32_t close_timeout;  /* seconds to wait for the client's close frame */
     int ws_publish;          /* client messages are published */
     char allow_origin[1024]; /* comma-separated origins, or "*" */
+    uint32_t fault_drop;     /* testing load generators: skip every Nth delivery (0 = off) */
     uint32_t features;       /* allowed: FEAT_ALL minus --compat and --disable */
 };
 

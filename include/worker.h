@@ -182,6 +182,7 @@ struct worker {
     struct { struct rc **items; uint32_t n, cap; } *overflow;
     uint8_t *bell;         /* targets to wake this round */
     int draining;
+    uint32_t fault_count;  /* --fault-drop */
 
     struct stats stats;
 };

@@ -53,6 +53,7 @@ static const char usage[] =
     "  --ws-timeout S         seconds to wait for a pong (default 10)\n"
     "  --close-timeout S      seconds to wait for a client's close frame (default 5)\n"
     "  --allow-origin LIST    WebSocket origins allowed, comma-separated (default: any)\n"
+    "  --fault-drop N         FOR TESTING: silently skip every Nth delivery (default 0: off)\n"
     "  --compat TIER          force a kernel tier: 5.10, 5.15, 5.19, 6.1\n"
     "  --disable LIST         switch features off: single_issuer, coop_taskrun,\n"
     "                         accept_multishot, recv_multishot, poll_multishot,\n"
@@ -137,6 +138,7 @@ int config_parse(struct config *c, int argc, char **argv)
         NUMFLAG("--ws-ping", ws_ping, 1, 3600)
         NUMFLAG("--ws-timeout", ws_timeout, 1, 3600)
         NUMFLAG("--close-timeout", close_timeout, 1, 3600)
+        NUMFLAG("--fault-drop", fault_drop, 0, 1000000000)
 #undef NUMFLAG
         if (strcmp(f, "--bind") == 0 && v) {
             snprintf(c->bind, sizeof(c->bind), "%s", v);

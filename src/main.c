@@ -101,6 +101,10 @@ int main(int argc, char **argv)
             srv.cfg.max_conns, (unsigned long long)rl.rlim_cur,
             (srv.features & FEAT_DIRECT) ? ", direct descriptors: per worker"
                                          : ", regular descriptors: shared by all workers");
+    if (srv.cfg.fault_drop)
+        fprintf(stderr, "ringcast: WARNING: --fault-drop %u: every %uth delivery is skipped on "
+                        "purpose, for testing\n",
+                srv.cfg.fault_drop, srv.cfg.fault_drop);
     fprintf(stderr, "ringcast: listening on %s:%d\n", srv.cfg.bind, srv.port);
 
     sigdelset(&set, SIGPIPE);

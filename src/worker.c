@@ -665,6 +665,8 @@ static void deliver(struct worker *w, struct msg *m)
             struct subnode *node = id & SUB_POOL ? &w->subs[id & ~SUB_POOL] : NULL;
             struct conn *c = &w->conns[node ? node->slot : id];
             next = *link_next(w, id); /* serve_deliver may unsubscribe c */
+            if (unlikely(w->cfg->fault_drop) && ++w->fault_count % w->cfg->fault_drop == 0)
+                continue; /* a deliberate, silent loss for testing checkers */
             serve_deliver(w, c, node, m);
             reached++;
         }

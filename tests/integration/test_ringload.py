@@ -79,3 +79,22 @@ def ringload_unreachable(t):
     eq(p.returncode, 2, "exit status for an unreachable server; it said:\n" + text)
     check("cannot reach" in text, "the message should say the server cannot be reached:\n" + text)
     check(time.monotonic() - start < 10, "the error should come within seconds")
+
+
+@test
+def ringload_catches_injected_loss(t):
+    """ringcast --fault-drop 10000 skips one delivery in 10,000: ringload must see every one,
+    report the loss and exit 1."""
+    check(os.access(RINGLOAD, os.X_OK), "build/ringload is missing: make build/ringload")
+    with t.server(fault_drop=10000) as s, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "r.json")
+        p = t.spawn(ringload_args(s, sse=200, channels=4, publishers=2, publish_rate=400,
+                                  warmup="0.3", duration="1.5", ramp=0, threads=2, json=out),
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        text = p.communicate(timeout=40)[0].decode(errors="replace")
+        eq(p.returncode, 1, "ringload exit status with injected loss; it said:\n" + text)
+        r = json.load(open(out))
+        # about (deliveries + lost) / 10000 were skipped; each is a loss ringload must count
+        expected = (r["deliveries"] + r["lost"]) // 10000
+        check(r["lost"] >= max(1, expected - 2), "lost %r, expected about %r" % (r["lost"], expected))
+        eq(r["duplicated_or_reordered"], 0, "duplicated or reordered")
