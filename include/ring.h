@@ -29,10 +29,19 @@ struct ring {
 
 #define RING_BGID 1
 
-/* Sets up r allowing the features in `allowed`; direct descriptor table of
- * up to nfiles entries (capped by RLIMIT_NOFILE, as the kernel requires).
- * Returns 0 or a negative errno. */
-int ring_init(struct ring *r, uint32_t allowed, uint32_t sq_entries, uint32_t nfiles);
+/* What a ring is set up with. */
+struct ring_params {
+    uint32_t allowed;    /* enum feature bits it may use */
+    uint32_t sq_entries; /* the completion queue gets four times as many */
+    uint32_t nfiles;     /* direct descriptor table; capped by RLIMIT_NOFILE, as the
+                            kernel requires */
+    uint32_t nbufs;      /* provided receive buffers (a power of two) ... */
+    uint32_t bufsize;    /* ... of this many bytes */
+};
+
+/* Sets r up as p asks, falling back feature by feature. Returns 0 or a
+ * negative errno. */
+int ring_init(struct ring *r, const struct ring_params *p);
 void ring_exit(struct ring *r);
 
 /* An SQE, submitting first when the queue is full. Never NULL. */

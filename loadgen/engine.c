@@ -477,7 +477,14 @@ static void *engine_main(void *arg)
     struct engine *e = t->priv;
     struct run *r = t->run;
     /* The ring is made here: SINGLE_ISSUER wants its only submitter. */
-    int rc = ring_init(&e->ring, FEAT_ALL, 4096, e->ncl + 16);
+    /* A fan-out lands on every subscriber at once, one buffer each: with too
+     * few, multishot receives end in ENOBUFS and are re-armed over and over. */
+    uint32_t nbufs = 1024;
+    while (nbufs < e->ncl && nbufs < 32768)
+        nbufs *= 2;
+    struct ring_params rp = {.allowed = FEAT_ALL, .sq_entries = 4096, .nfiles = e->ncl + 16,
+                             .nbufs = nbufs, .bufsize = 1024};
+    int rc = ring_init(&e->ring, &rp);
     if (rc == 0 && !(e->ring.feat & FEAT_RECV_MULTISHOT))
         rc = -EOPNOTSUPP;
     if (rc == 0 && (e->ring.feat & FEAT_DIRECT) && e->ring.nfiles < e->ncl)

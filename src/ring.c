@@ -75,10 +75,10 @@ static int register_files(struct ring *r, uint32_t n)
     return rc;
 }
 
-static int setup_buf_ring(struct ring *r)
+static int setup_buf_ring(struct ring *r, uint32_t nbufs, uint32_t bufsize)
 {
-    r->nbufs = 256;
-    r->bufsize = 2048;
+    r->nbufs = nbufs;
+    r->bufsize = bufsize;
     size_t ring_bytes = r->nbufs * sizeof(struct io_uring_buf);
     void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED)
@@ -108,10 +108,11 @@ static int setup_buf_ring(struct ring *r)
     return 0;
 }
 
-int ring_init(struct ring *r, uint32_t allowed, uint32_t sq_entries, uint32_t nfiles)
+int ring_init(struct ring *r, const struct ring_params *p)
 {
+    uint32_t allowed = p->allowed;
     memset(r, 0, sizeof(*r));
-    int rc = setup(r, sq_entries, allowed);
+    int rc = setup(r, p->sq_entries, allowed);
     if (rc < 0)
         return rc;
     struct io_uring_probe *probe = io_uring_get_probe_ring(&r->uring);
@@ -122,11 +123,12 @@ int ring_init(struct ring *r, uint32_t allowed, uint32_t sq_entries, uint32_t nf
     if (probe)
         io_uring_free_probe(probe);
 
-    if ((allowed & FEAT_DIRECT) && register_files(r, nfiles) == 0)
+    if ((allowed & FEAT_DIRECT) && register_files(r, p->nfiles) == 0)
         r->feat |= FEAT_DIRECT;
     if ((allowed & FEAT_ACCEPT_MULTISHOT) && has_socket)
         r->feat |= FEAT_ACCEPT_MULTISHOT;
-    if ((allowed & FEAT_RECV_MULTISHOT) && has_send_zc && setup_buf_ring(r) == 0)
+    if ((allowed & FEAT_RECV_MULTISHOT) && has_send_zc &&
+        setup_buf_ring(r, p->nbufs, p->bufsize) == 0)
         r->feat |= FEAT_RECV_MULTISHOT;
     if ((allowed & FEAT_MSG_RING) && has_msg_ring)
         r->feat |= FEAT_MSG_RING;
