@@ -260,14 +260,14 @@ static int parse_channels(struct worker *w, struct conn *c, span_t path, size_t 
                          "several separated by commas");
             return -EINVAL;
         }
-        if (t->n == SERVE_MAX_CHANNELS) {
+        int dup = 0;
+        for (int i = 0; i < t->n; i++)
+            dup |= span_eq(t->names[i], name);
+        if (!dup && t->n == SERVE_MAX_CHANNELS) {
             answer_error(w, c, 400, NULL, "more than %d channels in one request",
                          SERVE_MAX_CHANNELS);
             return -EINVAL;
         }
-        int dup = 0;
-        for (int i = 0; i < t->n; i++)
-            dup |= span_eq(t->names[i], name);
         if (!dup) {
             t->names[t->n] = name;
             t->hash[t->n] = chan_hash(name);

@@ -741,3 +741,22 @@ def drain_available(streams, max_rounds=1000):
         for s in r:
             s.on_readable()
         live = [s for s in live if not s.eof]
+
+
+# ----------------------------------------------------------------------------------------------
+# several channels
+
+
+def parse_multi_id(text):
+    """The `id:` of an event on a several-channel SSE stream, `b:18,a:5,c:0`, as a list of
+    (channel, id) pairs in order. A channel name may itself hold ':' (the id is after the last
+    one). Raises ProtocolError if it is not of that form."""
+    if text is None:
+        raise ProtocolError("event without id: on a several-channel stream")
+    pairs = []
+    for item in text.split(","):
+        ch, sep, n = item.rpartition(":")
+        if not sep or not ch or not n.isdigit() or (len(n) > 1 and n[0] == "0"):
+            raise ProtocolError("id %r: %r is not CHANNEL:ID" % (text, item))
+        pairs.append((ch, int(n)))
+    return pairs

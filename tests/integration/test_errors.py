@@ -60,6 +60,39 @@ def errors_bad_request(t):
 
 
 @test
+def errors_multi_channel(t):
+    """Several channels: an empty element, more than 16, several in a publish or in
+    /channels/{ch}, and bad since / Last-Event-ID forms answer 400 and close."""
+    sse = [("Accept", "text/event-stream")]
+    c17 = ",".join("c%d" % i for i in range(17))
+    with t.server() as s:
+        cases = [
+            ("GET", "/sub/a,,b", "empty element (SSE)", sse),
+            ("GET", "/sub/a,", "trailing comma (long poll)", None),
+            ("GET", "/poll/,a", "leading comma (poll)", None),
+            ("GET", "/poll/a,,b", "empty element (poll)", None),
+            ("GET", "/sub/a,b%20", "a bad name among several", sse),
+            ("GET", "/sub/" + c17, "17 channels (SSE)", sse),
+            ("GET", "/sub/" + c17, "17 channels (long poll)", None),
+            ("GET", "/poll/" + c17, "17 channels (poll)", None),
+            ("POST", "/pub/a,b", "several channels in a publish", None),
+            ("GET", "/channels/a,b", "several channels in /channels", None),
+        ]
+        for bad in ("zz:1", "a:", "a:x", ":5", "a:1,zz:2", "a:-1"):
+            for path, hdr in (("/sub/a,b,c", sse), ("/poll/a,b,c", None), ("/sub/a,b,c", None)):
+                cases.append(("GET", path + "?since=" + bad, "since=%s (%s)" % (bad, path), hdr))
+            cases.append(("GET", "/sub/a,b,c", "Last-Event-ID: %s (SSE)" % bad, sse + [("Last-Event-ID", bad)]))
+            cases.append(("GET", "/poll/a,b,c", "Last-Event-ID: %s (poll)" % bad, [("Last-Event-ID", bad)]))
+        for method, path, what, headers in cases:
+            c = s.conn()
+            r = c.request(method, path, headers=headers, body=b"x" if method == "POST" else None)
+            error_answer(r, 400, "%s %s (%s)" % (method, path[:40], what))
+            expect_closed(c, what)
+        # the same channels, well formed, are fine
+        json_answer(s.get("/poll/a,b,c?since=a:1,c:0"), 200, "GET /poll/a,b,c?since=a:1,c:0")
+
+
+@test
 def errors_404_405_keep_connection(t):
     """404 and 405 keep the connection open; 405 names the right method in Allow; a request
     with Connection: close is answered, then the connection closed."""

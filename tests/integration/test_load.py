@@ -1,10 +1,12 @@
-"""Fan-out across workers and channels, and a slow consumer that must not hurt the others."""
+"""Fan-out across workers and channels (one channel, several, and several per subscriber), and a
+slow consumer that must not hurt the others."""
 
 import time
 
 import client
 from client import drain_available, pump_all
 from harness import Failure, check, eq, json_answer, test
+from test_multi import Track
 
 
 def connect_all(s, paths, rcvbuf=None, timeout=20):
@@ -90,6 +92,55 @@ def sse_multi_channel(t):
         time.sleep(0.2)
         drain_available(subs)
         check(all(x.n_events == M for x in subs), "a subscriber got another channel's messages")
+
+
+@test
+def sse_fanout_multi(t):
+    """100 SSE subscribers on /sub/x,y over both workers; 30 publishes alternating x and y from
+    different connections: every subscriber gets all 30 exactly once, each channel in order,
+    with composite ids; the publish answers' subscribers reach 100."""
+    N, M = 100, 30
+    with t.server() as s:
+        subs = connect_all(s, ["/sub/x,y" if i % 2 else "/sub/y,x" for i in range(N)])
+        st = json_answer(s.get("/stats"), 200, "GET /stats")
+        per = st.get("per_worker") if isinstance(st, dict) else None
+        if isinstance(per, list) and per and all(isinstance(w, dict) and "sse_subscribers" in w for w in per):
+            check(all(w["sse_subscribers"] > 0 for w in per),
+                  "the %d subscribers are not spread over both workers: %r", N,
+                  [w["sse_subscribers"] for w in per])
+        conns = [s.conn() for _ in range(3)]
+        answers = {"x": [], "y": []}
+        want = {"x": [], "y": []}
+        for i in range(M):
+            ch = "xy"[i % 2]
+            body = "%s %d %s" % (ch, i, "z" * (i * 11 % 50))
+            v = s.publish(ch, body, conn=conns[i % 3] if i % 4 else None)
+            answers[ch].append(v)
+            want[ch].append((len(want[ch]) + 1, body))
+            drain_available(subs)
+        for ch in "xy":
+            eq([v["id"] for v in answers[ch]], list(range(1, M // 2 + 1)), "publish ids on " + ch)
+            counts = [v["subscribers"] for v in answers[ch]]
+            check(max(counts) <= N, "publish answers on %s count more subscribers than exist: %r", ch, counts)
+            eq(counts[-1], N, "subscribers in the last publish answer on %s (all: %r)" % (ch, counts))
+
+        def done():
+            for i, x in enumerate(subs):
+                if x.eof and x.n_events < M:
+                    raise Failure("subscriber %d (%s) ended after %d of %d events" % (i, x.path, x.n_events, M))
+            return all(x.n_events >= M for x in subs)
+        try:
+            pump_all(subs, done, 20, "30 messages on every subscriber of x,y")
+        except (client.Timeout, client.Closed) as e:
+            counts = sorted(x.n_events for x in subs)
+            raise Failure("%s; events per subscriber min %d max %d (want %d)" % (e, counts[0], counts[-1], M))
+        time.sleep(0.2)
+        drain_available(subs)
+        for i, x in enumerate(subs):
+            tr = Track(["x", "y"], {}, "subscriber %d of %d (%s)" % (i, N, x.path))
+            tr.feed_all(x.all_events())
+            tr.expect(want, "received")
+            check(not x.eof, "subscriber %d stream ended", i)
 
 
 def find_drop(v, under=False):
