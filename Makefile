@@ -24,7 +24,7 @@ FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,und
 FUZZ_SECONDS ?= 20
 
 DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev libcriterion-dev libhttp-parser-dev \
-            clang libclang-rt-14-dev python3 curl
+            clang libclang-rt-14-dev python3 curl python3-websockets nodejs node-ws
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:src/%.c=build/obj/%.o)

@@ -49,6 +49,7 @@ enum conn_flags {
     CF_MULTI = 1 << 10,     /* subscribed to several channels: see struct subnode */
     CF_WS_JSON = 1 << 11,   /* WebSocket subprotocol ringcast.json: frames are JSON */
     CF_WS_CLOSING = 1 << 12,/* we sent a close frame and wait for the client's */
+    CF_WS_FAILED = 1 << 13, /* ... after a protocol error: nothing more is processed */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -99,6 +100,7 @@ struct rxbuf {
              * in progress; raw frames follow. */
             uint32_t assembled;
             uint8_t mid;        /* a fragmented message is in progress */
+            uint64_t skip;      /* after a failure: bytes of a refused frame still to come */
             struct ws_reader r;
         } ws;
     };

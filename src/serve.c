@@ -717,6 +717,7 @@ static void ws_close_by_server(struct worker *w, struct conn *c, unsigned code, 
 static void ws_fail(struct worker *w, struct conn *c, int err)
 {
     STAT_ADD(&w->stats, ws_protocol_errors, 1);
+    c->flags |= CF_WS_FAILED;
     int code = ws_error_close_code(err);
     const char *why = code == WS_CLOSE_INVALID_DATA ? "invalid UTF-8"
                       : code == WS_CLOSE_TOO_BIG    ? "message exceeds --max-message"
@@ -800,7 +801,11 @@ static void do_ws(struct worker *w, struct conn *c, const struct http_request *r
         answer_error(w, c, 403, NULL, "Origin not allowed (see --allow-origin)");
         return;
     }
-    int json = proto && http_token_list_has(proto->value, SPAN_LIT("ringcast.json"));
+    /* Several Sec-WebSocket-Protocol lines are one list (RFC 6455 11.3.4). */
+    int json = 0;
+    for (size_t i = 0; proto && i < req->num_headers; i++)
+        json |= span_eq_nocase(req->headers[i].name, SPAN_LIT("Sec-WebSocket-Protocol")) &&
+                http_token_list_has(req->headers[i].value, SPAN_LIT("ringcast.json"));
     struct chan *chans[SERVE_MAX_CHANNELS];
     if (local_chans(w, c, t, chans) < 0)
         return;
@@ -870,9 +875,79 @@ static void ws_on_close(struct worker *w, struct conn *c, struct ws_reader *r)
  * payload is moved down to join the assembled ones; a complete message is
  * published from where it lies, so a one-frame message is never copied here.
  */
+/* Header plus payload length of the frame at p[0..n), from its length
+ * field alone; 0 while the header is incomplete. */
+static uint64_t ws_frame_extent(const uint8_t *p, size_t n)
+{
+    if (n < 2)
+        return 0;
+    uint64_t len = p[1] & 0x7f, h = 2 + ((p[1] & 0x80) ? 4 : 0);
+    size_t lb = len == 126 ? 2 : len == 127 ? 8 : 0;
+    if (n < 2 + lb)
+        return 0;
+    if (lb) {
+        len = 0;
+        for (size_t i = 0; i < lb; i++)
+            len = len << 8 | p[2 + i];
+        len &= UINT64_C(0x7fffffffffffffff);
+    }
+    return h + lb + len;
+}
+
+/*
+ * After failing the connection (RFC 6455 7.1.7) nothing the client sends is
+ * processed; but its close frame still ends our wait for it, so frames are
+ * skipped by their length alone (a refused frame's payload too, whenever it
+ * comes), looking only for a close.
+ */
+static void ws_skip_failed(struct worker *w, struct conn *c)
+{
+    struct rxbuf *rx = c->rx;
+    uint64_t off = rx->ws.skip < rx->len ? rx->ws.skip : rx->len;
+    rx->ws.skip -= off;
+    while (off < rx->len) {
+        const uint8_t *p = (const uint8_t *)rx->data + off;
+        uint64_t ext = ws_frame_extent(p, rx->len - off);
+        if (!ext)
+            break;
+        if ((p[0] & 0x0f) == WS_OP_CLOSE) {
+            rx->len = 0;
+            conn_timer_set(w, c, T_NONE);
+            c->state = C_READ;
+            c->flags |= CF_CLOSE_AFTER;
+            conn_mark_dirty(w, c);
+            return;
+        }
+        if (ext > rx->len - off) {
+            rx->ws.skip = ext - (rx->len - off);
+            off = rx->len;
+            break;
+        }
+        off += ext;
+    }
+    memmove(rx->data, rx->data + off, rx->len - (uint32_t)off);
+    rx->len -= (uint32_t)off;
+}
+
+/* Fails the connection at the frame at off: what follows is only skipped. */
+static void ws_fail_at(struct worker *w, struct conn *c, int err, uint32_t off)
+{
+    struct rxbuf *rx = c->rx;
+    ws_fail(w, c, err);
+    memmove(rx->data, rx->data + off, rx->len - off);
+    rx->len -= off;
+    rx->ws.assembled = rx->ws.mid = 0;
+    rx->ws.skip = 0;
+    ws_skip_failed(w, c);
+}
+
 static void ws_input(struct worker *w, struct conn *c)
 {
     struct rxbuf *rx = c->rx;
+    if (c->flags & CF_WS_FAILED) {
+        ws_skip_failed(w, c);
+        return;
+    }
     uint32_t off = rx->ws.assembled;
     while (c->state == C_WS && off < rx->len) {
         struct ws_frame f;
@@ -883,8 +958,7 @@ static void ws_input(struct worker *w, struct conn *c)
         if (hl == WS_INCOMPLETE)
             break;
         if (hl < 0) {
-            ws_fail(w, c, hl);
-            rx->len = rx->ws.assembled = rx->ws.mid = 0;
+            ws_fail_at(w, c, hl, off); /* the refused frame included */
             return;
         }
         char *payload = rx->data + off + hl;
@@ -893,8 +967,7 @@ static void ws_input(struct worker *w, struct conn *c)
         ws_unmask(payload, plen, f.mask, 0);
         int ev = ws_reader_frame(&rx->ws.r, &f, span_of(payload, plen));
         if (ev < 0) {
-            ws_fail(w, c, ev);
-            rx->len = rx->ws.assembled = rx->ws.mid = 0;
+            ws_fail_at(w, c, ev, next);
             return;
         }
         if ((c->flags & CF_WS_CLOSING) && ev != WS_EV_CLOSE) {
@@ -949,8 +1022,7 @@ void serve_ws_timer(struct worker *w, struct conn *c, int list)
         conn_queue(w, c, NULL, (const char *)ws_ping_frame, sizeof(ws_ping_frame));
     } else if (list == T_WSPONG) {
         STAT_ADD(&w->stats, ws_ping_timeouts, 1);
-        ws_leave(w, c);
-        conn_close(w, c);
+        conn_close(w, c); /* which also counts the subscriber out */
     } else {
         conn_close(w, c); /* the client never answered our close */
     }

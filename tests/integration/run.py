@@ -43,6 +43,7 @@ import test_errors  # noqa: E402,F401
 import test_multi  # noqa: E402,F401
 import test_load  # noqa: E402,F401
 import test_ws  # noqa: E402,F401
+import test_ws_clients  # noqa: E402,F401
 import test_ringload  # noqa: E402,F401
 import test_lifecycle  # noqa: E402,F401
 
