@@ -1122,6 +1122,10 @@ static uint32_t read_body(struct worker *w, struct conn *c, struct rxbuf *rx)
 
 void serve_input(struct worker *w, struct conn *c)
 {
+    /* Poll mode: the kernel is writing after rx->len; consuming now would
+     * move bytes under it. The recv ends promptly and calls us again. */
+    if (c->flags & CF_RECV_BUSY)
+        return;
     /* Bounded: every round consumes a whole request or returns. */
     for (;;) {
         struct rxbuf *rx = c->rx;

@@ -210,7 +210,9 @@ static void start_recv(struct worker *w, struct conn *c)
     }
     struct rxbuf *rx = c->rx;
     struct io_uring_sqe *sqe = ring_sqe(&w->ring);
-    io_uring_prep_recv(sqe, c->fd, rx->data + rx->len, rx->cap - rx->len, 0);
+    /* Poll said readable, so this returns at once, with data or EAGAIN:
+     * never parked in the kernel while serve_input waits for it. */
+    io_uring_prep_recv(sqe, c->fd, rx->data + rx->len, rx->cap - rx->len, MSG_DONTWAIT);
     sqe_conn(w, sqe, c, OP_RECV);
     c->flags |= CF_RECV_BUSY;
     c->inflight++;
@@ -895,8 +897,10 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
         conn_maybe_free(w, c);
         return;
     }
-    if (res == -ENOBUFS) {
-        c->flags |= CF_REARM;
+    if (res == -ENOBUFS || (res == -EAGAIN && !multishot)) {
+        /* Out of buffers (multishot), or nothing to read after all (poll):
+         * wait again, and meanwhile go on with what is buffered. */
+        c->flags |= CF_REARM | CF_RESUME;
         conn_mark_dirty(w, c);
         return;
     }
