@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # bench/sse-common.sh: shared by bench/sse-idle-rss and bench/sse-latency (sourced).
 #
 # Starts ringcast on a free loopback port, remembers its PID, and stops
@@ -5,7 +6,7 @@
 # Every wait is bounded.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 PY=${PYTHON:-/usr/bin/python3}
 CLIENT=$ROOT/build/bench/sse_client
 WORK=$(mktemp -d /tmp/ringcast-bench.XXXXXX)
@@ -66,7 +67,8 @@ build_all() {
 
 # start_server ARGS... : ringcast on 127.0.0.1, port 0; sets SERVER_PID, PORT.
 start_server() {
-    local err=$WORK/server.$(date +%s%N).err i
+    local err i
+    err=$WORK/server.$(date +%s%N).err
     # A private copy under another name: on this shared box a broad
     # `pkill ringcast` from someone else's cleanup must not end our run.
     [ -x "$WORK/rcbench-server" ] || cp "$RINGCAST" "$WORK/rcbench-server"
