@@ -36,7 +36,7 @@
 
 /* X(name, help): current values, not counters. */
 #define STATS_GAUGES(X)                                                                            \
-    X(connections, "Open connections")                                                            \
+    X(connections, "Connection records held (closing ones until their last operation ends)")                                                            \
     X(sse_subscribers, "Server-Sent Events subscribers")                                          \
     X(longpoll_waiting, "Long polls waiting for a message")                                       \
     X(ws_subscribers, "WebSocket subscribers")                                                    \

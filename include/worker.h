@@ -241,6 +241,8 @@ void server_wait(struct server *s);
 void conn_mark_dirty(struct worker *w, struct conn *c);
 void conn_queue(struct worker *w, struct conn *c, struct rc *owner, const char *base, size_t len);
 void conn_queue_copy(struct worker *w, struct conn *c, const char *base, size_t len);
+/* Drops what is queued for c and not yet handed to the kernel. */
+void conn_drop_unsent(struct conn *c);
 void conn_close(struct worker *w, struct conn *c);
 void conn_timer_set(struct worker *w, struct conn *c, int list);
 void conn_subscribe(struct worker *w, struct conn *c, struct chan *ch);
@@ -281,5 +283,8 @@ void serve_refuse(struct worker *w, struct conn *c);
 void serve_drain(struct worker *w, struct conn *c);
 /* WebSocket timers: time to ping, the pong never came, the close never came. */
 void serve_ws_timer(struct worker *w, struct conn *c, int list);
+/* A WebSocket subscriber fell --max-queue behind: close 1008, or TCP at the
+ * close timeout if even that cannot be sent. */
+void serve_ws_slow(struct worker *w, struct conn *c);
 
 #endif

@@ -1015,6 +1015,12 @@ static void ws_input(struct worker *w, struct conn *c)
     rx->len = rx->ws.assembled + (rx->len - off);
 }
 
+void serve_ws_slow(struct worker *w, struct conn *c)
+{
+    c->flags |= CF_WS_FAILED; /* nothing it sends matters now but its close */
+    ws_close_by_server(w, c, WS_CLOSE_POLICY, "subscriber too slow");
+}
+
 void serve_ws_timer(struct worker *w, struct conn *c, int list)
 {
     if (list == T_WSPING) {

@@ -270,6 +270,7 @@ static void conn_maybe_free(struct worker *w, struct conn *c)
     c->state = C_FREE;
     w->freelist[w->nfree++] = conn_slot(w, c);
     w->nconns--;
+    STAT_SUB(&w->stats, connections, 1); /* counted until the record is free */
 }
 
 static void cancel_op(struct worker *w, struct conn *c, int op)
@@ -300,6 +301,10 @@ void conn_close(struct worker *w, struct conn *c)
         cancel_op(w, c, has(w, FEAT_RECV_MULTISHOT) ? OP_RECV : OP_POLL);
     if (c->flags & CF_RECV_BUSY)
         cancel_op(w, c, OP_RECV);
+    /* A send to a peer that stopped reading would wait for room forever,
+     * and the record with it. */
+    if (c->flags & CF_SENDING)
+        cancel_op(w, c, OP_SEND);
     struct io_uring_sqe *sqe = ring_sqe(&w->ring);
     if (has(w, FEAT_DIRECT))
         io_uring_prep_close_direct(sqe, (unsigned)c->fd);
@@ -309,7 +314,6 @@ void conn_close(struct worker *w, struct conn *c)
     c->flags |= CF_CLOSE_SENT;
     c->inflight++;
     STAT_ADD(&w->stats, connections_closed, 1);
-    STAT_SUB(&w->stats, connections, 1);
 }
 
 /* ---- send queue ---- */
@@ -348,10 +352,16 @@ void conn_queue(struct worker *w, struct conn *c, struct rc *owner, const char *
     q->count++;
     q->bytes += len;
     if (unlikely(q->bytes > w->cfg->max_queue) &&
-        (c->state == C_SSE || c->state == C_LP || c->state == C_WS)) {
+        (c->state == C_SSE || c->state == C_LP || c->state == C_WS) &&
+        !(c->flags & CF_WS_CLOSING)) {
         /* A subscriber that does not read must not grow our memory. */
         STAT_ADD(&w->stats, drops_slow, 1);
-        conn_close(w, c);
+        if (c->state == C_WS) {
+            conn_drop_unsent(c);
+            serve_ws_slow(w, c); /* a close frame, if it can still be sent */
+        } else {
+            conn_close(w, c);
+        }
         return;
     }
     conn_mark_dirty(w, c);
@@ -360,6 +370,22 @@ nomem:
     rc_put(owner);
     STAT_ADD(&w->stats, drops_nomem, 1);
     conn_close(w, c);
+}
+
+void conn_drop_unsent(struct conn *c)
+{
+    struct outq *q = c->q;
+    if (!q)
+        return;
+    uint32_t keep = (c->flags & CF_SENDING) ? q->inflight : 0; /* the kernel's until done */
+    while (q->count > keep) {
+        struct outq_ent *e = &q->ents[(q->head + q->count - 1) % q->cap];
+        q->bytes -= e->len - (q->count == 1 ? q->off : 0);
+        rc_put(e->owner);
+        q->count--;
+    }
+    if (q->count == 0)
+        q->off = 0;
 }
 
 void conn_queue_copy(struct worker *w, struct conn *c, const char *base, size_t len)
@@ -902,6 +928,12 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
          * wait again, and meanwhile go on with what is buffered. */
         c->flags |= CF_REARM | CF_RESUME;
         conn_mark_dirty(w, c);
+        return;
+    }
+    if (res == 0 && c->q && (c->state == C_READ || c->state == C_WAIT)) {
+        /* Half-closed: the client may still read the answers it asked
+         * for. They go out, then we close; nothing more is read. */
+        c->flags |= CF_EOF | CF_CLOSE_AFTER;
         return;
     }
     if (res <= 0) {

@@ -205,6 +205,17 @@ def slow_consumer_dropped(t):
         expect_streams(normal, want, 30, "normal subscribers")
         eq(counts[-1], N, "subscribers in the last publish answer (the stalled one is gone)")
         check(max(counts) <= N + 1, "publish answers count more subscribers than exist: %r", max(counts))
+        # The dropped subscriber's record is freed although its client neither reads nor
+        # closes: the send that waited for room in its socket was cancelled.
+        deadline = time.monotonic() + 5
+        while True:
+            held = json_answer(keep.get("/stats"), 200, "GET /stats")["total"]["connections"]
+            if held <= N + 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        check(held <= N + 1, "connection records held after the drop: %r, expected %d (the "
+              "stalled one's record must be freed while its client still holds the socket)",
+              held, N + 1)
         ended = stalled.read_to_eof(10, stall=3)
         got = [(e.id, e.data) for e in stalled.all_events()]
         check(ended, "the stalled subscriber was not disconnected (it received %d of %d messages "
