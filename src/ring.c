@@ -19,39 +19,34 @@
 
 #include "config.h"
 
+/* Setup flags from the newest kernel down; the first that the kernel takes
+ * (and the configuration allows) wins. A 0 feature is always allowed. */
+static const struct {
+    uint32_t feature;
+    unsigned flags;
+} ladder[] = {
+    {FEAT_SINGLE_ISSUER, IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                             IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN},
+    {FEAT_COOP_TASKRUN, IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+                            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG},
+    {0, IORING_SETUP_CQSIZE},
+    {0, 0}, /* 5.4 and older: no CQSIZE either */
+};
+
 static int setup(struct ring *r, uint32_t entries, uint32_t allowed)
 {
-    struct io_uring_params p;
     int rc = -EINVAL;
-    if (allowed & FEAT_SINGLE_ISSUER) {
-        memset(&p, 0, sizeof(p));
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-                  IORING_SETUP_DEFER_TASKRUN;
-        p.cq_entries = entries * 4;
+    for (size_t i = 0; i < sizeof(ladder) / sizeof(ladder[0]); i++) {
+        if (ladder[i].feature && !(allowed & ladder[i].feature))
+            continue;
+        struct io_uring_params p = {.flags = ladder[i].flags, .cq_entries = entries * 4};
         rc = io_uring_queue_init_params(entries, &r->uring, &p);
         if (rc == 0) {
-            r->feat |= FEAT_SINGLE_ISSUER;
+            r->feat |= ladder[i].feature;
             return 0;
         }
-    }
-    if (allowed & FEAT_COOP_TASKRUN) {
-        memset(&p, 0, sizeof(p));
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-                  IORING_SETUP_TASKRUN_FLAG;
-        p.cq_entries = entries * 4;
-        rc = io_uring_queue_init_params(entries, &r->uring, &p);
-        if (rc == 0) {
-            r->feat |= FEAT_COOP_TASKRUN;
-            return 0;
-        }
-    }
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE;
-    p.cq_entries = entries * 4;
-    rc = io_uring_queue_init_params(entries, &r->uring, &p);
-    if (rc == -EINVAL) {
-        memset(&p, 0, sizeof(p));
-        rc = io_uring_queue_init_params(entries, &r->uring, &p);
+        if (rc != -EINVAL)
+            return rc; /* not a missing flag: no point trying fewer */
     }
     return rc;
 }
