@@ -23,8 +23,10 @@ TSAN     := -O1 -g -fsanitize=thread
 FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 20
 
-DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev libcriterion-dev libhttp-parser-dev \
-            clang libclang-rt-14-dev python3 curl python3-websockets nodejs node-ws
+# What building and running needs; what the tests need on top.
+RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev
+TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl \
+             python3-websockets nodejs node-ws
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:src/%.c=build/obj/%.o)
@@ -39,7 +41,7 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_
 # Keep objects make would call intermediate (the fuzz build's).
 .SECONDARY:
 
-.PHONY: all run test unit tsan fuzz-smoke fuzz integration deps format clean bench
+.PHONY: all run test unit tsan fuzz-smoke fuzz integration deps deps-run install-pkgs format clean bench
 all: build/ringcast build/ringload
 
 build/obj/%.o: src/%.c
@@ -89,7 +91,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) -fsanitize=fuzzer $(CPPFLAGS) -Iloadgen -o $@ $^ $(LDLIBS)
 
-run: deps build/ringcast
+run: deps-run build/ringcast
 	./build/ringcast $(ARGS)
 
 test: deps
@@ -105,9 +107,16 @@ fuzz: $(FUZZERS)
 integration: build/asan/ringcast
 	PYTHON=$(PYTHON) bash tests/run-all integration
 
+deps-run:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"
+
 deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS) $(TEST_PKGS)"
+
+# Installs the Debian packages in PKGS that are missing (as root), or says what to run.
+install-pkgs:
 	@missing=""; \
-	for p in $(DEB_PKGS); do \
+	for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
