@@ -921,6 +921,9 @@ static void goodbye(struct engine_thread *t, struct engine *e)
                 !(e->cl[i].flags & CF_CLOSE_RX))
                 open++;
     }
+    for (uint32_t i = 0; i < e->ncl; i++)
+        if (e->cl[i].kind == K_WS && (e->cl[i].flags & CF_CLOSE_RX))
+            CNT(t, ws_closes, 1);
 }
 
 static void *engine_main(void *arg)

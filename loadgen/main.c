@@ -379,7 +379,8 @@ int main(int argc, char **argv)
     if (sc->poll)
         printf("ringload: %.1f short polls/s\n", SUM(r, polls) / wall);
     if (sc->ws)
-        printf("ringload: %llu WebSocket pongs sent\n", (unsigned long long)SUM(r, pongs));
+        printf("ringload: %llu WebSocket pongs sent, %llu close handshakes completed\n",
+               (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
     printf("ringload: latency ms (SSE, WebSocket, long poll):");
     for (size_t i = 0; i < ARRAY_SIZE(q); i++)
         printf(" %s %.3f", qn[i], hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
@@ -437,9 +438,9 @@ int main(int argc, char **argv)
                     (unsigned long long)SUM(r, kind[k].subscribed),
                     (unsigned long long)SUM(r, kind[k].deliveries),
                     (unsigned long long)SUM(r, kind[k].lost), (unsigned long long)SUM(r, kind[k].dup));
-        fprintf(f, "},\n \"polls\": %llu,\n \"polls_per_s\": %.1f,\n \"ws_pongs\": %llu,\n",
+        fprintf(f, "},\n \"polls\": %llu,\n \"polls_per_s\": %.1f,\n \"ws_pongs\": %llu,\n \"ws_closes\": %llu,\n",
                 (unsigned long long)SUM(r, polls), SUM(r, polls) / wall,
-                (unsigned long long)SUM(r, pongs));
+                (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
         fprintf(f, " \"latency_ms\": {");
         for (size_t i = 0; i < ARRAY_SIZE(q); i++)
             fprintf(f, "\"%s\": %.3f, ", qn[i],
