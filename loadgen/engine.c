@@ -74,6 +74,7 @@ struct engine {
     uint32_t ncl, nopened;
     uint32_t npub;        /* the first npub clients are publishers */
     uint32_t first_poll;  /* short pollers are cl[first_poll..ncl) */
+    uint32_t *pheap, pheap_n; /* idle short pollers, a min-heap on next_poll */
     uint64_t poll_min;    /* no short poll is due before this */
     uint64_t rng;         /* xorshift64* state: WebSocket keys and masks, jitter */
     int closing;          /* the run is over: closes are expected */
@@ -656,6 +657,42 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
     c->flags |= CF_SINCE;
 }
 
+static void pheap_push(struct engine *e, uint32_t i)
+{
+    uint32_t k = e->pheap_n++;
+    uint64_t due = e->cl[i].next_poll;
+    while (k > 0 && e->cl[e->pheap[(k - 1) / 2]].next_poll > due) {
+        e->pheap[k] = e->pheap[(k - 1) / 2];
+        k = (k - 1) / 2;
+    }
+    e->pheap[k] = i;
+    if (due < e->poll_min)
+        e->poll_min = due;
+}
+
+/* Restores the heap after its root was replaced. */
+static void pheap_down(struct engine *e)
+{
+    uint32_t k = 0, n = e->pheap_n;
+    if (!n)
+        return;
+    uint32_t x = e->pheap[0];
+    uint64_t due = e->cl[x].next_poll;
+    for (;;) {
+        uint32_t l = 2 * k + 1, m = k;
+        uint64_t md = due;
+        if (l < n && e->cl[e->pheap[l]].next_poll < md)
+            m = l, md = e->cl[e->pheap[l]].next_poll;
+        if (l + 1 < n && e->cl[e->pheap[l + 1]].next_poll < md)
+            m = l + 1;
+        if (m == k)
+            break;
+        e->pheap[k] = e->pheap[m];
+        k = m;
+    }
+    e->pheap[k] = x;
+}
+
 /* Answers on a poller's keep-alive connection: Content-Length framed. */
 static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
                        const char *p, size_t n, uint64_t now)
@@ -688,29 +725,26 @@ static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient
             break;
         if (c->kind == K_LP)
             poll_request(t, e, c, i, now);
-        else if (c->next_poll < e->poll_min)
-            e->poll_min = c->next_poll;
+        else
+            pheap_push(e, i);
     }
     memmove(c->rx, c->rx + off, c->rxlen - off);
     c->rxlen -= (uint32_t)off;
 }
 
-/* Sends every short poll that is due; remembers when the next one is. */
+/* Sends every short poll that is due; remembers when the next one is. A
+ * poller is in the heap from its answer to its next request, so at most once;
+ * one that died meanwhile is dropped when it comes up. */
 static void polls_due(struct engine_thread *t, struct engine *e, uint64_t now)
 {
-    if (now < e->poll_min)
-        return;
-    uint64_t min = UINT64_MAX;
-    for (uint32_t i = e->first_poll; i < e->ncl; i++) {
-        struct lclient *c = &e->cl[i];
-        if (c->state != S_STREAM || (c->flags & CF_WAITING))
-            continue;
-        if (c->next_poll <= now)
-            poll_request(t, e, c, i, now);
-        if (!(c->flags & CF_WAITING) && c->next_poll < min)
-            min = c->next_poll;
+    while (e->pheap_n && e->cl[e->pheap[0]].next_poll <= now) {
+        uint32_t i = e->pheap[0];
+        e->pheap[0] = e->pheap[--e->pheap_n];
+        pheap_down(e);
+        if (e->cl[i].state == S_STREAM && !(e->cl[i].flags & CF_WAITING))
+            poll_request(t, e, &e->cl[i], i, now);
     }
-    e->poll_min = min;
+    e->poll_min = e->pheap_n ? e->cl[e->pheap[0]].next_poll : UINT64_MAX;
 }
 
 /* Publisher j's owned channels are j, j+P, ...: request k goes to channel
@@ -1050,6 +1084,9 @@ int engine_start(struct run *r, struct engine_thread *t)
     }
     e->rng = (seed | 1) * 0x9e3779b97f4a7c15ull;
     e->poll_min = UINT64_MAX;
+    e->pheap = malloc(sizeof(*e->pheap) * (e->ncl - e->first_poll + 1));
+    if (!e->pheap)
+        return -ENOMEM;
     for (uint32_t i = 0; i < e->npub; i++)
         if (e->cl[i].nowned == 0 || sc->publish_rate <= 0)
             e->cl[i].state = S_DEAD; /* nothing to publish */
@@ -1097,6 +1134,7 @@ void engine_final_check(struct engine_thread *t)
         free(e->cl[i].p);
     }
     free(e->cl);
+    free(e->pheap);
     free(e->body);
     hist_free(e->interval);
     if (atomic_load(&e->ready) == 1)
