@@ -85,9 +85,10 @@ static int obj_u64(span_t o, const char *key, uint64_t *v)
     if (!j || j >= o.len || o.base[j] < '0' || o.base[j] > '9')
         return -1;
     while (j < o.len && o.base[j] >= '0' && o.base[j] <= '9') {
-        if (x > (UINT64_MAX - 9) / 10)
-            return -1;
-        x = x * 10 + (uint64_t)(o.base[j++] - '0');
+        uint64_t d = (uint64_t)(o.base[j++] - '0');
+        if (x > UINT64_MAX / 10 || (x == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+            return -1; /* does not fit */
+        x = x * 10 + d;
     }
     *v = x;
     return 0;
