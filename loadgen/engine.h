@@ -26,8 +26,9 @@ enum run_phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
 enum { LK_SSE, LK_WS, LK_LONGPOLL, LK_POLL, LK_N };
 
 /* Per kind of subscriber. connect_failed: refused, failed or answered with
- * anything but a subscription (status, handshake). dup: duplicated or
- * reordered. */
+ * anything but a subscription (status, handshake). subscribed: SSE on its
+ * 200, WebSocket on its 101, a long poller once its first request is out, a
+ * short poller on its first answer. dup: duplicated or reordered. */
 struct engine_kind_counts {
     _Atomic uint64_t connect_failed, subscribed, deliveries, lost, dup;
 };

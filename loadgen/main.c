@@ -357,11 +357,14 @@ int main(int argc, char **argv)
     double measure_s = (double)sc->duration_ns / 1e9;
     double q[] = {0.5, 0.9, 0.99, 0.999, 0.9999};
     const char *qn[] = {"p50", "p90", "p99", "p99_9", "p99_99"};
-    printf("ringload: %llu subscribers, %llu published (%llu acknowledged), %llu deliveries "
-           "(%llu measured)\n",
+    /* Publishes never answered: the server closed a publisher, or was too slow to answer
+     * before the drain ended. */
+    uint64_t unanswered = SUM(r, published) - SUM(r, acked) - SUM(r, publish_failed);
+    printf("ringload: %llu subscribers, %llu published (%llu acknowledged, %llu unanswered), "
+           "%llu deliveries (%llu measured)\n",
            (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
-           (unsigned long long)SUM(r, acked), (unsigned long long)SUM(r, deliveries),
-           (unsigned long long)hist_count(lat));
+           (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
+           (unsigned long long)SUM(r, deliveries), (unsigned long long)hist_count(lat));
     printf("ringload: lost %llu, duplicated or reordered %llu, id mismatches %llu, gaps "
            "signalled %llu\n",
            (unsigned long long)lost, (unsigned long long)reord, (unsigned long long)mism,
@@ -414,9 +417,10 @@ int main(int argc, char **argv)
         for (char *p = text; *p; p++)
             fprintf(f, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : "%c", *p);
         fprintf(f, "\",\n \"subscribers\": %llu,\n \"published\": %llu,\n \"acknowledged\": "
-                   "%llu,\n \"deliveries\": %llu,\n",
+                   "%llu,\n \"unanswered\": %llu,\n \"deliveries\": %llu,\n",
                 (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
-                (unsigned long long)SUM(r, acked), (unsigned long long)SUM(r, deliveries));
+                (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
+                (unsigned long long)SUM(r, deliveries));
         fprintf(f, " \"deliveries_per_s\": %.1f,\n \"lost\": %llu,\n \"duplicated_or_reordered\": "
                    "%llu,\n \"id_mismatches\": %llu,\n \"gaps_signalled\": %llu,\n",
                 hist_count(lat) / measure_s, (unsigned long long)lost,
