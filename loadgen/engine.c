@@ -54,6 +54,7 @@ struct lclient {
     char *rx;            /* response head, then (publisher) answers */
     uint32_t rxlen, rxcap;
     char *tx;            /* bytes to send */
+    char *tx_old;        /* the block a send in flight reads, after tx grew (tx_append) */
     uint32_t txlen, txcap, txoff, txinflight;
     /* subscribers */
     struct sse_parser *p;
@@ -148,6 +149,27 @@ static int append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_
     return 0;
 }
 
+/* Appends to c's send buffer. While a send is in flight the kernel may still
+ * read that buffer (a send that waits for room is retried from the same
+ * address), so growing it then moves to a new block and keeps the old one
+ * until the send completes, instead of realloc freeing it under the kernel. */
+static int tx_append(struct lclient *c, const char *p, size_t n)
+{
+    if ((c->flags & CF_SENDING) && !c->tx_old && c->txlen + n > c->txcap) {
+        uint32_t ncap = c->txcap * 2;
+        while (ncap < c->txlen + n)
+            ncap *= 2;
+        char *b = malloc(ncap);
+        if (!b)
+            return -ENOMEM;
+        memcpy(b, c->tx, c->txlen);
+        c->tx_old = c->tx;
+        c->tx = b;
+        c->txcap = ncap;
+    }
+    return append(&c->tx, &c->txlen, &c->txcap, p, n);
+}
+
 static void kill_client(struct engine_thread *t, struct lclient *c, int by_server)
 {
     if (c->state == S_DEAD)
@@ -236,7 +258,7 @@ static void start_sse(struct engine_thread *t, struct engine *e, struct lclient 
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path,
                      e->host_hdr);
-    append(&c->tx, &c->txlen, &c->txcap, req, (size_t)n);
+    tx_append(c, req, (size_t)n);
     c->state = S_HEAD;
     submit_send(e, c, i);
     arm_recv(e, c, i);
@@ -440,7 +462,7 @@ static void start_ws(struct engine_thread *t, struct engine *e, struct lclient *
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %.24s\r\n"
                      "Sec-WebSocket-Protocol: ringcast.json\r\n\r\n",
                      path, e->host_hdr, c->wskey);
-    append(&c->tx, &c->txlen, &c->txcap, req, (size_t)n);
+    tx_append(c, req, (size_t)n);
     c->state = S_HEAD;
     submit_send(e, c, i);
     arm_recv(e, c, i);
@@ -454,7 +476,7 @@ static void ws_control(struct engine *e, struct lclient *c, uint32_t i, int op, 
     memcpy(mask, &m, 4);
     ssize_t n = op == WS_OP_CLOSE ? ws_close_frame(out, WS_CLOSE_NORMAL, SPAN_NULL, mask)
                                   : ws_pong_frame(out, payload, mask);
-    if (n > 0 && append(&c->tx, &c->txlen, &c->txcap, (const char *)out, (size_t)n) == 0)
+    if (n > 0 && tx_append(c, (const char *)out, (size_t)n) == 0)
         submit_send(e, c, i);
 }
 
@@ -596,7 +618,7 @@ static void poll_request(struct engine_thread *t, struct engine *e, struct lclie
     /* Read before sending: what is acknowledged now is in the server's
      * history when the request arrives, so the answer must hold it. */
     c->acked_req = atomic_load(&t->run->chan_acked[c->chan]);
-    if (append(&c->tx, &c->txlen, &c->txcap, req, (size_t)n) < 0) {
+    if (tx_append(c, req, (size_t)n) < 0) {
         kill_client(t, c, 0);
         return;
     }
@@ -811,8 +833,8 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
                           path, e->host_hdr, size);
         /* Announce before sending: see sse_bytes. */
         atomic_store(&r->chan_sent[ch], seq);
-        if (append(&c->tx, &c->txlen, &c->txcap, head, (size_t)hn) < 0 ||
-            append(&c->tx, &c->txlen, &c->txcap, body, size) < 0) {
+        if (tx_append(c, head, (size_t)hn) < 0 ||
+            tx_append(c, body, size) < 0) {
             kill_client(t, c, 0);
             return;
         }
@@ -863,6 +885,8 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
         break;
     case OP_SEND:
         c->flags &= ~CF_SENDING;
+        free(c->tx_old);
+        c->tx_old = NULL;
         if (res < 0) {
             kill_client(t, c, 1);
             return;
@@ -1131,6 +1155,7 @@ void engine_final_check(struct engine_thread *t)
     for (uint32_t i = 0; i < e->ncl; i++) {
         free(e->cl[i].rx);
         free(e->cl[i].tx);
+        free(e->cl[i].tx_old);
         free(e->cl[i].p);
     }
     free(e->cl);
