@@ -135,7 +135,8 @@ int jsonmsg_frame(span_t text, struct jsonmsg *m)
 int jsonmsg_answer(span_t body, struct jsonmsg_answer *a)
 {
     span_t o;
-    if (whole_object(body, &o) < 0 || obj_find(o, "channels") || obj_u64(o, "last_id", &a->last_id) < 0)
+    if (whole_object(body, &o) < 0 || obj_find(o, "channels") ||
+        obj_u64(o, "last_id", &a->last_id) < 0)
         return -1;
     size_t ms = obj_find(o, "messages");
     if (!ms || ms >= o.len || o.base[ms] != '[')

@@ -36,8 +36,8 @@ int jsonmsg_frame(span_t text, struct jsonmsg *m);
  * messages. */
 struct jsonmsg_answer {
     uint64_t last_id;
-    int gap;        /* 1 if the answer carries a "gap" object */
-    span_t _rest;   /* private: the messages not yet returned */
+    int gap;      /* 1 if the answer carries a "gap" object */
+    span_t _rest; /* private: the messages not yet returned */
 };
 
 /* Reads a whole one-channel poll answer body. Returns 0, or -1 when it is not

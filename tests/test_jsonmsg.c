@@ -73,8 +73,8 @@ Test(jsonmsg, frames)
         cr_assert_eq(r, c->want, "case %zu (%s): %d, want %d", i, c->in, r, c->want);
         if (r == 1) {
             cr_assert_eq(m.id, c->id, "case %zu id", i);
-            cr_assert(span_eq(m.data, span_cstr(c->data)), "case %zu data %.*s", i,
-                      (int)m.data.len, m.data.base);
+            cr_assert(span_eq(m.data, span_cstr(c->data)), "case %zu data %.*s", i, (int)m.data.len,
+                      m.data.base);
         }
     }
 }
