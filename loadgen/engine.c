@@ -1,9 +1,9 @@
 /*
  * engine.c: one ringload thread: its io_uring, its clients (SSE, WebSocket,
- * long-poll and short-poll subscribers, publishers), its latency histogram. Sockets are made with socket(),
- * bound and moved into the ring's direct-descriptor table, so a thread holds
- * up to `ulimit -n` connections of its own and the process' file table stays
- * nearly empty. Receives are multishot on the ring's provided buffers.
+ * long-poll and short-poll subscribers, publishers), its latency histogram. Sockets are made with
+ * socket(), bound and moved into the ring's direct-descriptor table, so a thread holds up to
+ * `ulimit -n` connections of its own and the process' file table stays nearly empty. Receives are
+ * multishot on the ring's provided buffers.
  *
  * Checks: publisher j owns channels j, j+P, j+2P, ... and sends each of them
  * messages with sequence 1, 2, 3, ... (its only source), so every subscriber
@@ -37,30 +37,30 @@
 enum { K_SSE = LK_SSE, K_WS = LK_WS, K_LP = LK_LONGPOLL, K_POLL = LK_POLL, K_PUB = LK_N };
 enum { S_IDLE, S_CONNECTING, S_HEAD, S_STREAM, S_DEAD };
 enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
-#define CF_SENDING 1u
-#define CF_RECV 2u
-#define CF_WAITING 4u   /* poller: a request is out, its answer not read yet */
-#define CF_CLOSE_TX 8u  /* WebSocket: our close frame is queued */
-#define CF_CLOSE_RX 16u /* WebSocket: the server's close frame came */
-#define CF_SUBBED 32u   /* subscribed (SSE, WebSocket) */
-#define CF_ANCHORED 64u /* poller: next_seq is known */
-#define CF_SINCE 128u   /* poller: last_id is known, requests carry since */
-#define HEAD_MAX 8192
+#define CF_SENDING  1u
+#define CF_RECV     2u
+#define CF_WAITING  4u   /* poller: a request is out, its answer not read yet */
+#define CF_CLOSE_TX 8u   /* WebSocket: our close frame is queued */
+#define CF_CLOSE_RX 16u  /* WebSocket: the server's close frame came */
+#define CF_SUBBED   32u  /* subscribed (SSE, WebSocket) */
+#define CF_ANCHORED 64u  /* poller: next_seq is known */
+#define CF_SINCE    128u /* poller: last_id is known, requests carry since */
+#define HEAD_MAX    8192
 
 struct lclient {
     uint8_t kind, state, flags;
-    uint32_t chan;       /* SSE: its channel; publisher: its index j */
-    int fd;              /* direct slot, or a descriptor without FEAT_DIRECT */
-    char *rx;            /* response head, then (publisher) answers */
+    uint32_t chan; /* SSE: its channel; publisher: its index j */
+    int fd;        /* direct slot, or a descriptor without FEAT_DIRECT */
+    char *rx;      /* response head, then (publisher) answers */
     uint32_t rxlen, rxcap;
-    char *tx;            /* bytes to send */
-    char *tx_old;        /* the block a send in flight reads, after tx grew (tx_append) */
+    char *tx;     /* bytes to send */
+    char *tx_old; /* the block a send in flight reads, after tx grew (tx_append) */
     uint32_t txlen, txcap, txoff, txinflight;
     /* subscribers */
     struct sse_parser *p;
     uint64_t baseline, next_seq, id_offset;
     uint8_t have_offset;
-    char wskey[24];      /* WebSocket: the Sec-WebSocket-Key sent */
+    char wskey[24]; /* WebSocket: the Sec-WebSocket-Key sent */
     /* pollers: the last id seen, when the next short poll is due, and what the
      * publishers had acknowledged when the last answered request was sent */
     uint64_t last_id, next_poll, acked_req, acked_checked;
@@ -73,17 +73,17 @@ struct engine {
     struct ring ring;
     struct lclient *cl;
     uint32_t ncl, nopened;
-    uint32_t npub;        /* the first npub clients are publishers */
-    uint32_t first_poll;  /* short pollers are cl[first_poll..ncl) */
+    uint32_t npub;            /* the first npub clients are publishers */
+    uint32_t first_poll;      /* short pollers are cl[first_poll..ncl) */
     uint32_t *pheap, pheap_n; /* idle short pollers, a min-heap on next_poll */
-    uint64_t poll_min;    /* no short poll is due before this */
-    uint64_t rng;         /* xorshift64* state: WebSocket keys and masks, jitter */
-    int closing;          /* the run is over: closes are expected */
+    uint64_t poll_min;        /* no short poll is due before this */
+    uint64_t rng;             /* xorshift64* state: WebSocket keys and masks, jitter */
+    int closing;              /* the run is over: closes are expected */
     struct hist *interval;
     uint64_t next_tick;
     char host_hdr[300], poll_host_hdr[300];
-    char *body;           /* a message being built */
-    _Atomic int ready;    /* 1 once the ring is up, or a negative errno */
+    char *body;        /* a message being built */
+    _Atomic int ready; /* 1 once the ring is up, or a negative errno */
 };
 
 /* Each channel gets publish_rate / channels messages per second, so a
@@ -225,7 +225,8 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
         /* Many source addresses: more than 64K connections to one server. */
         struct sockaddr_in src = {.sin_family = AF_INET};
         uint32_t span = r->sc.src_last - r->sc.src_first + 1;
-        src.sin_addr.s_addr = htonl(r->sc.src_first + (uint32_t)(i * (uint32_t)r->nthreads + (uint32_t)t->id) % span);
+        src.sin_addr.s_addr =
+            htonl(r->sc.src_first + (uint32_t)(i * (uint32_t)r->nthreads + (uint32_t)t->id) % span);
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
         if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
             close(fd);
@@ -795,8 +796,7 @@ static void pub_answers(struct engine_thread *t, struct lclient *c, const char *
         uint64_t k = c->answered++;
         if (ok) {
             uint32_t ch = pub_chan(t, c, k);
-            atomic_store_explicit(&t->run->chan_acked[ch], k / c->nowned + 1,
-                                  memory_order_relaxed);
+            atomic_store_explicit(&t->run->chan_acked[ch], k / c->nowned + 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&t->c.acked, 1, memory_order_relaxed);
         } else {
             atomic_fetch_add_explicit(&t->c.publish_failed, 1, memory_order_relaxed);
@@ -833,8 +833,7 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
                           path, e->host_hdr, size);
         /* Announce before sending: see sse_bytes. */
         atomic_store(&r->chan_sent[ch], seq);
-        if (tx_append(c, head, (size_t)hn) < 0 ||
-            tx_append(c, body, size) < 0) {
+        if (tx_append(c, head, (size_t)hn) < 0 || tx_append(c, body, size) < 0) {
             kill_client(t, c, 0);
             return;
         }
@@ -934,7 +933,8 @@ static void tick(struct engine_thread *t, struct engine *e, uint64_t now)
     if (now < e->next_tick)
         return;
     e->next_tick = now + 1000000000ull;
-    atomic_store_explicit(&t->c.p99_ns, hist_count(e->interval) ? hist_value_at(e->interval, 0.99) : 0,
+    atomic_store_explicit(&t->c.p99_ns,
+                          hist_count(e->interval) ? hist_value_at(e->interval, 0.99) : 0,
                           memory_order_relaxed);
     hist_reset(e->interval);
 }
@@ -995,8 +995,11 @@ static void *engine_main(void *arg)
     uint32_t nbufs = 1024;
     while (nbufs < e->ncl && nbufs < 32768)
         nbufs *= 2;
-    struct ring_params rp = {.allowed = FEAT_ALL, .sq_entries = 4096, .nfiles = e->ncl + 16,
-                             .nbufs = nbufs, .bufsize = 1024};
+    struct ring_params rp = {.allowed = FEAT_ALL,
+                             .sq_entries = 4096,
+                             .nfiles = e->ncl + 16,
+                             .nbufs = nbufs,
+                             .bufsize = 1024};
     int rc = ring_init(&e->ring, &rp);
     if (rc == 0 && !(e->ring.feat & FEAT_RECV_MULTISHOT))
         rc = -EOPNOTSUPP;
@@ -1039,7 +1042,8 @@ static void *engine_main(void *arg)
         }
         if (e->poll_min > now && e->poll_min - now < wait)
             wait = e->poll_min - now;
-        struct __kernel_timespec ts = {(long long)(wait / 1000000000), (long long)(wait % 1000000000)};
+        struct __kernel_timespec ts = {(long long)(wait / 1000000000),
+                                       (long long)(wait % 1000000000)};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(&e->ring.uring, &cqe, 1, &ts, NULL);
         process_cqes(t, e);
@@ -1145,8 +1149,8 @@ void engine_final_check(struct engine_thread *t)
         /* Pushed kinds (SSE, WebSocket, long poll) have had the drain to get
          * everything acknowledged; a short poller what its last answered
          * request could see. */
-        uint64_t acked = c->kind == K_POLL ? c->acked_checked
-                                           : atomic_load(&t->run->chan_acked[c->chan]);
+        uint64_t acked =
+            c->kind == K_POLL ? c->acked_checked : atomic_load(&t->run->chan_acked[c->chan]);
         if (!(c->flags & (CF_SUBBED | CF_ANCHORED)))
             continue; /* never subscribed, or a poller that never saw a message */
         if (acked >= c->next_seq)

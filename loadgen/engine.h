@@ -2,9 +2,9 @@
  * engine.h: ringload's clients on io_uring, one thread per core: SSE,
  * WebSocket, long-poll and short-poll subscribers and HTTP publishers; the
  * subscribers check every delivery (loss, duplicates, order) and measure
- * latency from each message's intended send time. The main thread (main.c) sets up a struct run, starts the threads,
- * steps the phases and reads the counters; each engine thread owns its
- * clients, ring and histogram and shares only the atomics below.
+ * latency from each message's intended send time. The main thread (main.c) sets up a struct run,
+ * starts the threads, steps the phases and reads the counters; each engine thread owns its clients,
+ * ring and histogram and shares only the atomics below.
  *
  * Not yet: TLS, reconnects, several-channel subscriptions.
  */
@@ -55,9 +55,9 @@ struct run {
     int nthreads;
     struct engine_thread *threads;
     _Atomic int phase;
-    uint64_t t0_ns;         /* publishing starts (warmup begins) */
-    uint64_t measure_ns;    /* intended send times from here on are measured */
-    uint64_t stop_ns;       /* no message is scheduled at or after this */
+    uint64_t t0_ns;      /* publishing starts (warmup begins) */
+    uint64_t measure_ns; /* intended send times from here on are measured */
+    uint64_t stop_ns;    /* no message is scheduled at or after this */
     /* Per channel: the last sequence a publisher sent, and the last one the
      * server acknowledged (answers come in order on a connection). */
     _Atomic uint64_t *chan_sent, *chan_acked;
@@ -68,7 +68,7 @@ struct engine_thread {
     int id;
     pthread_t thread;
     struct engine_counts c;
-    struct hist *lat;       /* measured latencies, ns; read after join */
+    struct hist *lat; /* measured latencies, ns; read after join */
     void *priv;
 };
 

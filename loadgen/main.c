@@ -156,10 +156,10 @@ static void progress(struct run *r, double t, uint64_t *last_pub, uint64_t *last
             "[%6.1fs] %-7s conns %llu/%u subscribed %llu pub %llu/s deliv %llu/s p99 %.2fms "
             "lost %llu dup/reord %llu errors %llu\n",
             t, phase_name[atomic_load(&r->phase)], (unsigned long long)SUM(r, connected),
-            r->sc.sse + r->sc.ws + r->sc.longpoll + r->sc.poll + r->sc.publishers, (unsigned long long)SUM(r, subscribed),
-            (unsigned long long)(pub - *last_pub), (unsigned long long)(del - *last_del),
-            (double)p99 / 1e6, (unsigned long long)SUM(r, lost),
-            (unsigned long long)SUM(r, reordered),
+            r->sc.sse + r->sc.ws + r->sc.longpoll + r->sc.poll + r->sc.publishers,
+            (unsigned long long)SUM(r, subscribed), (unsigned long long)(pub - *last_pub),
+            (unsigned long long)(del - *last_del), (double)p99 / 1e6,
+            (unsigned long long)SUM(r, lost), (unsigned long long)SUM(r, reordered),
             (unsigned long long)(SUM(r, connect_failed) + SUM(r, refused) + SUM(r, bad_status) +
                                  SUM(r, protocol_errors) + SUM(r, publish_failed) +
                                  SUM(r, closed_by_server)));
@@ -305,8 +305,9 @@ int main(int argc, char **argv)
             int all = SUM(r, subscribed) >= nsubs && SUM(r, connected) >= want;
             if (all || done + failed >= want || (now - start) / 1e9 > connect_timeout) {
                 if (SUM(r, connected) == 0) {
-                    fprintf(stderr, "ringload: no connection succeeded (%llu refused, %llu "
-                                    "failed)\n",
+                    fprintf(stderr,
+                            "ringload: no connection succeeded (%llu refused, %llu "
+                            "failed)\n",
                             (unsigned long long)SUM(r, refused),
                             (unsigned long long)SUM(r, connect_failed));
                     atomic_store(&r->phase, PH_DONE);
@@ -378,7 +379,8 @@ int main(int argc, char **argv)
                    kname[k], kwant[k], (unsigned long long)SUM(r, kind[k].subscribed),
                    (unsigned long long)SUM(r, kind[k].connect_failed),
                    (unsigned long long)SUM(r, kind[k].deliveries),
-                   (unsigned long long)SUM(r, kind[k].lost), (unsigned long long)SUM(r, kind[k].dup));
+                   (unsigned long long)SUM(r, kind[k].lost),
+                   (unsigned long long)SUM(r, kind[k].dup));
     if (sc->poll)
         printf("ringload: %.1f short polls/s\n", SUM(r, polls) / wall);
     if (sc->ws)
@@ -410,50 +412,57 @@ int main(int argc, char **argv)
         char *text = malloc(65536), *hist = malloc(1 << 20);
         scenario_format(sc, text, 65536);
         size_t hl = hist_encode(lat, hist, 1 << 20);
-        fprintf(f, "{\n \"tool\": \"ringload\",\n \"environment\": {\"kernel\": \"%s\", "
-                   "\"cpus\": %ld, \"threads\": %d},\n",
+        fprintf(f,
+                "{\n \"tool\": \"ringload\",\n \"environment\": {\"kernel\": \"%s\", "
+                "\"cpus\": %ld, \"threads\": %d},\n",
                 un.release, ncpu, r->nthreads);
         fprintf(f, " \"scenario\": \"");
         for (char *p = text; *p; p++)
             fprintf(f, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : "%c", *p);
-        fprintf(f, "\",\n \"subscribers\": %llu,\n \"published\": %llu,\n \"acknowledged\": "
-                   "%llu,\n \"unanswered\": %llu,\n \"deliveries\": %llu,\n",
+        fprintf(f,
+                "\",\n \"subscribers\": %llu,\n \"published\": %llu,\n \"acknowledged\": "
+                "%llu,\n \"unanswered\": %llu,\n \"deliveries\": %llu,\n",
                 (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
                 (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
                 (unsigned long long)SUM(r, deliveries));
-        fprintf(f, " \"deliveries_per_s\": %.1f,\n \"lost\": %llu,\n \"duplicated_or_reordered\": "
-                   "%llu,\n \"id_mismatches\": %llu,\n \"gaps_signalled\": %llu,\n",
-                hist_count(lat) / measure_s, (unsigned long long)lost,
-                (unsigned long long)reord, (unsigned long long)mism,
-                (unsigned long long)SUM(r, server_gaps));
-        fprintf(f, " \"errors\": {\"connect_failed\": %llu, \"refused\": %llu, \"bad_status\": "
-                   "%llu, \"protocol\": %llu, \"publish_failed\": %llu, \"closed_by_server\": "
-                   "%llu},\n",
+        fprintf(f,
+                " \"deliveries_per_s\": %.1f,\n \"lost\": %llu,\n \"duplicated_or_reordered\": "
+                "%llu,\n \"id_mismatches\": %llu,\n \"gaps_signalled\": %llu,\n",
+                hist_count(lat) / measure_s, (unsigned long long)lost, (unsigned long long)reord,
+                (unsigned long long)mism, (unsigned long long)SUM(r, server_gaps));
+        fprintf(f,
+                " \"errors\": {\"connect_failed\": %llu, \"refused\": %llu, \"bad_status\": "
+                "%llu, \"protocol\": %llu, \"publish_failed\": %llu, \"closed_by_server\": "
+                "%llu},\n",
                 (unsigned long long)SUM(r, connect_failed), (unsigned long long)SUM(r, refused),
                 (unsigned long long)SUM(r, bad_status), (unsigned long long)SUM(r, protocol_errors),
                 (unsigned long long)SUM(r, publish_failed),
                 (unsigned long long)SUM(r, closed_by_server));
         fprintf(f, " \"kinds\": {");
         for (int k = 0; k < LK_N; k++)
-            fprintf(f, "%s\"%s\": {\"clients\": %u, \"connect_failed\": %llu, \"subscribed\": %llu, "
-                       "\"deliveries\": %llu, \"lost\": %llu, \"duplicated_or_reordered\": %llu}",
+            fprintf(f,
+                    "%s\"%s\": {\"clients\": %u, \"connect_failed\": %llu, \"subscribed\": %llu, "
+                    "\"deliveries\": %llu, \"lost\": %llu, \"duplicated_or_reordered\": %llu}",
                     k ? ", " : "", kname[k], kwant[k],
                     (unsigned long long)SUM(r, kind[k].connect_failed),
                     (unsigned long long)SUM(r, kind[k].subscribed),
                     (unsigned long long)SUM(r, kind[k].deliveries),
-                    (unsigned long long)SUM(r, kind[k].lost), (unsigned long long)SUM(r, kind[k].dup));
-        fprintf(f, "},\n \"polls\": %llu,\n \"polls_per_s\": %.1f,\n \"ws_pongs\": %llu,\n \"ws_closes\": %llu,\n",
+                    (unsigned long long)SUM(r, kind[k].lost),
+                    (unsigned long long)SUM(r, kind[k].dup));
+        fprintf(f,
+                "},\n \"polls\": %llu,\n \"polls_per_s\": %.1f,\n \"ws_pongs\": %llu,\n "
+                "\"ws_closes\": %llu,\n",
                 (unsigned long long)SUM(r, polls), SUM(r, polls) / wall,
                 (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
         fprintf(f, " \"latency_ms\": {");
         for (size_t i = 0; i < ARRAY_SIZE(q); i++)
-            fprintf(f, "\"%s\": %.3f, ", qn[i],
-                    hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
+            fprintf(f, "\"%s\": %.3f, ", qn[i], hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
         fprintf(f, "\"max\": %.3f, \"count\": %lld},\n",
                 hist_count(lat) ? hist_max(lat) / 1e6 : 0.0, (long long)hist_count(lat));
-        fprintf(f, " \"server_bytes_per_connection\": %ld,\n \"ringload_bytes_per_client\": "
-                   "%ld,\n \"ringload_cpu_s\": %.2f,\n \"wall_s\": %.2f,\n \"server_died\": "
-                   "%s,\n \"histogram\": \"%.*s\"\n}\n",
+        fprintf(f,
+                " \"server_bytes_per_connection\": %ld,\n \"ringload_bytes_per_client\": "
+                "%ld,\n \"ringload_cpu_s\": %.2f,\n \"wall_s\": %.2f,\n \"server_died\": "
+                "%s,\n \"histogram\": \"%.*s\"\n}\n",
                 srv_per_conn, own_per_client, own_cpu, wall, server_died ? "true" : "false",
                 (int)hl, hist);
         fclose(f);
