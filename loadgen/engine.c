@@ -1,8 +1,9 @@
 /*
  * engine.c: one ringload thread: its io_uring, its clients (SSE, WebSocket,
- * long-poll and short-poll subscribers, publishers), its latency histogram. Sockets are made with
- * socket(), bound and moved into the ring's direct-descriptor table, so a thread holds up to
- * `ulimit -n` connections of its own and the process' file table stays nearly empty. Receives are
+ * long-poll and short-poll subscribers, publishers), its latency histogram.
+ * Sockets are made with socket(), bound and moved into the ring's
+ * direct-descriptor table, so a thread holds up to `ulimit -n` connections of
+ * its own and the process' file table stays nearly empty. Receives are
  * multishot on the ring's provided buffers.
  *
  * Checks: publisher j owns channels j, j+P, j+2P, ... and sends each of them
