@@ -1,15 +1,23 @@
 /*
- * engine.c: one ringload thread: its io_uring, its clients (SSE subscribers
- * and publishers), its latency histogram. Sockets are made with socket(),
- * bound and moved into the ring's direct-descriptor table, so a thread holds
- * up to `ulimit -n` connections of its own and the process' file table stays
- * nearly empty. Receives are multishot on the ring's provided buffers.
+ * engine.c: one ringload thread: its io_uring, its clients (SSE, WebSocket,
+ * long-poll and short-poll subscribers, publishers), its latency histogram.
+ * Sockets are made with socket(), bound and moved into the ring's
+ * direct-descriptor table, so a thread holds up to `ulimit -n` connections of
+ * its own and the process' file table stays nearly empty. Receives are
+ * multishot on the ring's provided buffers.
  *
  * Checks: publisher j owns channels j, j+P, j+2P, ... and sends each of them
  * messages with sequence 1, 2, 3, ... (its only source), so every subscriber
  * knows what must come: each sequence from its baseline on, exactly once, in
  * order, with a server id that moves in step. A message carries its sequence
  * and intended send time ("s=SEQ t=NS c=CHAN " padded with 'x').
+ *
+ * Baselines: an SSE or WebSocket subscriber expects every sequence published
+ * after its subscription answer (200, 101) arrived. A poller has no such
+ * moment: it anchors at the first message it sees (a short poll's first
+ * answer, without since, holds history: it anchors after its last message),
+ * and from then on each answer must hold every message the server had
+ * acknowledged when the request was sent.
  */
 #include "engine.h"
 
@@ -23,27 +31,40 @@
 #include "config.h"
 #include "ring.h"
 #include "sseparse.h"
+#include "jsonmsg.h"
 #include "util.h"
+#include "ws.h"
 
-enum { K_SSE = 1, K_PUB };
+enum { K_SSE = LK_SSE, K_WS = LK_WS, K_LP = LK_LONGPOLL, K_POLL = LK_POLL, K_PUB = LK_N };
 enum { S_IDLE, S_CONNECTING, S_HEAD, S_STREAM, S_DEAD };
 enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
-#define CF_SENDING 1u
-#define CF_RECV 2u
-#define HEAD_MAX 8192
+#define CF_SENDING  1u
+#define CF_RECV     2u
+#define CF_WAITING  4u   /* poller: a request is out, its answer not read yet */
+#define CF_CLOSE_TX 8u   /* WebSocket: our close frame is queued */
+#define CF_CLOSE_RX 16u  /* WebSocket: the server's close frame came */
+#define CF_SUBBED   32u  /* subscribed (SSE, WebSocket) */
+#define CF_ANCHORED 64u  /* poller: next_seq is known */
+#define CF_SINCE    128u /* poller: last_id is known, requests carry since */
+#define HEAD_MAX    8192
 
 struct lclient {
     uint8_t kind, state, flags;
-    uint32_t chan;       /* SSE: its channel; publisher: its index j */
-    int fd;              /* direct slot, or a descriptor without FEAT_DIRECT */
-    char *rx;            /* response head, then (publisher) answers */
+    uint32_t chan; /* SSE: its channel; publisher: its index j */
+    int fd;        /* direct slot, or a descriptor without FEAT_DIRECT */
+    char *rx;      /* response head, then (publisher) answers */
     uint32_t rxlen, rxcap;
-    char *tx;            /* bytes to send */
+    char *tx;     /* bytes to send */
+    char *tx_old; /* the block a send in flight reads, after tx grew (tx_append) */
     uint32_t txlen, txcap, txoff, txinflight;
-    /* SSE */
+    /* subscribers */
     struct sse_parser *p;
     uint64_t baseline, next_seq, id_offset;
     uint8_t have_offset;
+    char wskey[24]; /* WebSocket: the Sec-WebSocket-Key sent */
+    /* pollers: the last id seen, when the next short poll is due, and what the
+     * publishers had acknowledged when the last answered request was sent */
+    uint64_t last_id, next_poll, acked_req, acked_checked;
     /* publisher */
     uint32_t nowned;
     uint64_t k, answered; /* requests scheduled, answers read */
@@ -53,12 +74,17 @@ struct engine {
     struct ring ring;
     struct lclient *cl;
     uint32_t ncl, nopened;
-    uint32_t npub;        /* the first npub clients are publishers */
+    uint32_t npub;            /* the first npub clients are publishers */
+    uint32_t first_poll;      /* short pollers are cl[first_poll..ncl) */
+    uint32_t *pheap, pheap_n; /* idle short pollers, a min-heap on next_poll */
+    uint64_t poll_min;        /* no short poll is due before this */
+    uint64_t rng;             /* xorshift64* state: WebSocket keys and masks, jitter */
+    int closing;              /* the run is over: closes are expected */
     struct hist *interval;
     uint64_t next_tick;
-    char host_hdr[300];
-    char *body;           /* a message being built */
-    _Atomic int ready;    /* 1 once the ring is up, or a negative errno */
+    char host_hdr[300], poll_host_hdr[300];
+    char *body;        /* a message being built */
+    _Atomic int ready; /* 1 once the ring is up, or a negative errno */
 };
 
 /* Each channel gets publish_rate / channels messages per second, so a
@@ -71,6 +97,33 @@ static uint64_t pub_period(const struct run *r, const struct lclient *c)
 static uint64_t ud(int op, uint32_t i)
 {
     return ((uint64_t)op << 32) | i;
+}
+
+#define CNT(t, f, n) atomic_fetch_add_explicit(&(t)->c.f, (n), memory_order_relaxed)
+/* A subscriber's counter, in the totals and in its kind's. */
+#define KCNT(t, cl, f, tf, n)                                                                      \
+    do {                                                                                           \
+        atomic_fetch_add_explicit(&(t)->c.kind[(cl)->kind].f, (n), memory_order_relaxed);          \
+        CNT(t, tf, n);                                                                             \
+    } while (0)
+
+static uint64_t rnd(struct engine *e)
+{
+    e->rng ^= e->rng >> 12;
+    e->rng ^= e->rng << 25;
+    e->rng ^= e->rng >> 27;
+    return e->rng * 2685821657736338717ull;
+}
+
+/* A failure before a client got going: counted in f (connect_failed,
+ * refused, bad_status, protocol_errors) and, for a subscriber, in its kind's
+ * connect_failed. */
+static void fail_connect(struct engine_thread *t, struct lclient *c, _Atomic uint64_t *f)
+{
+    atomic_fetch_add_explicit(f, 1, memory_order_relaxed);
+    if (c->kind < K_PUB)
+        atomic_fetch_add_explicit(&t->c.kind[c->kind].connect_failed, 1, memory_order_relaxed);
+    c->state = S_DEAD;
 }
 
 static void fd_sqe(struct engine *e, struct io_uring_sqe *sqe, struct lclient *c)
@@ -97,11 +150,32 @@ static int append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_
     return 0;
 }
 
+/* Appends to c's send buffer. While a send is in flight the kernel may still
+ * read that buffer (a send that waits for room is retried from the same
+ * address), so growing it then moves to a new block and keeps the old one
+ * until the send completes, instead of realloc freeing it under the kernel. */
+static int tx_append(struct lclient *c, const char *p, size_t n)
+{
+    if ((c->flags & CF_SENDING) && !c->tx_old && c->txlen + n > c->txcap) {
+        uint32_t ncap = c->txcap * 2;
+        while (ncap < c->txlen + n)
+            ncap *= 2;
+        char *b = malloc(ncap);
+        if (!b)
+            return -ENOMEM;
+        memcpy(b, c->tx, c->txlen);
+        c->tx_old = c->tx;
+        c->tx = b;
+        c->txcap = ncap;
+    }
+    return append(&c->tx, &c->txlen, &c->txcap, p, n);
+}
+
 static void kill_client(struct engine_thread *t, struct lclient *c, int by_server)
 {
     if (c->state == S_DEAD)
         return;
-    if (by_server)
+    if (by_server && !((struct engine *)t->priv)->closing)
         atomic_fetch_add_explicit(&t->c.closed_by_server, 1, memory_order_relaxed);
     c->state = S_DEAD;
 }
@@ -135,12 +209,15 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
 {
     struct run *r = t->run;
     struct lclient *c = &e->cl[i];
-    const struct sockaddr_storage *addr = c->kind == K_PUB ? &r->pub_addr : &r->sub_addr;
-    socklen_t alen = c->kind == K_PUB ? r->pub_addrlen : r->sub_addrlen;
+    const struct sockaddr_storage *addr = c->kind == K_PUB    ? &r->pub_addr
+                                          : c->kind == K_POLL ? &r->poll_addr
+                                                              : &r->sub_addr;
+    socklen_t alen = c->kind == K_PUB    ? r->pub_addrlen
+                     : c->kind == K_POLL ? r->poll_addrlen
+                                         : r->sub_addrlen;
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        atomic_fetch_add_explicit(&t->c.connect_failed, 1, memory_order_relaxed);
-        c->state = S_DEAD;
+        fail_connect(t, c, &t->c.connect_failed);
         return;
     }
     int one = 1;
@@ -149,12 +226,12 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
         /* Many source addresses: more than 64K connections to one server. */
         struct sockaddr_in src = {.sin_family = AF_INET};
         uint32_t span = r->sc.src_last - r->sc.src_first + 1;
-        src.sin_addr.s_addr = htonl(r->sc.src_first + (uint32_t)(i * (uint32_t)r->nthreads + (uint32_t)t->id) % span);
+        src.sin_addr.s_addr =
+            htonl(r->sc.src_first + (uint32_t)(i * (uint32_t)r->nthreads + (uint32_t)t->id) % span);
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
         if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
             close(fd);
-            atomic_fetch_add_explicit(&t->c.connect_failed, 1, memory_order_relaxed);
-            c->state = S_DEAD;
+            fail_connect(t, c, &t->c.connect_failed);
             return;
         }
     }
@@ -162,8 +239,7 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
     if (e->ring.feat & FEAT_DIRECT) {
         if (io_uring_register_files_update(&e->ring.uring, i, &fd, 1) != 1) {
             close(fd);
-            atomic_fetch_add_explicit(&t->c.connect_failed, 1, memory_order_relaxed);
-            c->state = S_DEAD;
+            fail_connect(t, c, &t->c.connect_failed);
             return;
         }
         close(fd); /* the ring's table holds the socket now */
@@ -184,7 +260,7 @@ static void start_sse(struct engine_thread *t, struct engine *e, struct lclient 
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path,
                      e->host_hdr);
-    append(&c->tx, &c->txlen, &c->txcap, req, (size_t)n);
+    tx_append(c, req, (size_t)n);
     c->state = S_HEAD;
     submit_send(e, c, i);
     arm_recv(e, c, i);
@@ -212,46 +288,66 @@ static int parse_payload(span_t d, uint64_t *seq, uint64_t *tns)
     return 0;
 }
 
-static void on_event(struct engine_thread *t, struct engine *e, struct lclient *c,
-                     const struct sse_event *ev, uint64_t now)
+/* Checks one delivery to subscriber c: sequence seq, intended send time
+ * tns, server id id. measure: its latency goes into the histograms (not for
+ * short polls, whose latency is their poll interval by design). */
+static void check_seq(struct engine_thread *t, struct engine *e, struct lclient *c, uint64_t seq,
+                      uint64_t tns, uint64_t id, uint64_t now, int measure)
 {
-    struct engine_counts *k = &t->c;
-    if (span_eq(ev->type, SPAN_LIT("gap"))) {
-        atomic_fetch_add_explicit(&k->server_gaps, 1, memory_order_relaxed);
-        return;
-    }
-    uint64_t seq, tns, id = 0;
-    if (parse_payload(ev->data, &seq, &tns) < 0) {
-        atomic_fetch_add_explicit(&k->protocol_errors, 1, memory_order_relaxed);
-        return;
-    }
-    for (size_t i = 0; i < ev->id.len; i++)
-        id = id * 10 + (uint64_t)(ev->id.base[i] - '0');
-    atomic_fetch_add_explicit(&k->deliveries, 1, memory_order_relaxed);
+    KCNT(t, c, deliveries, deliveries, 1);
     if (seq < c->baseline) {
-        atomic_fetch_add_explicit(&k->early, 1, memory_order_relaxed);
+        CNT(t, early, 1);
         return;
     }
     if (seq == c->next_seq) {
         c->next_seq++;
     } else if (seq > c->next_seq) {
-        atomic_fetch_add_explicit(&k->lost, seq - c->next_seq, memory_order_relaxed);
+        KCNT(t, c, lost, lost, seq - c->next_seq);
         c->next_seq = seq + 1;
     } else {
-        atomic_fetch_add_explicit(&k->reordered, 1, memory_order_relaxed);
+        KCNT(t, c, dup, reordered, 1);
         return;
     }
     if (!c->have_offset) {
         c->id_offset = id - seq;
         c->have_offset = 1;
     } else if (id - seq != c->id_offset) {
-        atomic_fetch_add_explicit(&k->id_mismatch, 1, memory_order_relaxed);
+        CNT(t, id_mismatch, 1);
     }
-    if (tns >= t->run->measure_ns && now >= tns) {
+    if (measure && tns >= t->run->measure_ns && now >= tns) {
         hist_record(t->lat, now - tns);
         hist_record(e->interval, now - tns);
-        atomic_fetch_add_explicit(&k->measured, 1, memory_order_relaxed);
+        CNT(t, measured, 1);
     }
+}
+
+static void on_event(struct engine_thread *t, struct engine *e, struct lclient *c,
+                     const struct sse_event *ev, uint64_t now)
+{
+    if (span_eq(ev->type, SPAN_LIT("gap"))) {
+        CNT(t, server_gaps, 1);
+        return;
+    }
+    uint64_t seq, tns, id = 0;
+    if (parse_payload(ev->data, &seq, &tns) < 0) {
+        CNT(t, protocol_errors, 1);
+        return;
+    }
+    for (size_t i = 0; i < ev->id.len; i++)
+        id = id * 10 + (uint64_t)(ev->id.base[i] - '0');
+    check_seq(t, e, c, seq, tns, id, now, 1);
+}
+
+/* Subscribed (200 or 101 read): publishers announce a sequence before
+ * sending it, so everything after this read reaches the server after the
+ * subscription. */
+static void subscribed(struct engine_thread *t, struct lclient *c)
+{
+    c->baseline = atomic_load(&t->run->chan_sent[c->chan]) + 1;
+    c->next_seq = c->baseline;
+    c->state = S_STREAM;
+    c->flags |= CF_SUBBED;
+    KCNT(t, c, subscribed, subscribed, 1);
 }
 
 /* The status line of a response head: 1 for 200, 0 otherwise. */
@@ -282,8 +378,7 @@ static void sse_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         if (!head)
             return;
         if (!status_ok(c->rx, c->rxlen)) {
-            atomic_fetch_add_explicit(&t->c.bad_status, 1, memory_order_relaxed);
-            kill_client(t, c, 0);
+            fail_connect(t, c, &t->c.bad_status);
             return;
         }
         size_t skip = head - old; /* bytes of this chunk that were head */
@@ -299,12 +394,7 @@ static void sse_bytes(struct engine_thread *t, struct engine *e, struct lclient 
             return;
         }
         sse_parse_init(c->p, (char *)(c->p + 1), cap);
-        /* Publishers announce a sequence before sending it, so everything
-         * after this read reaches the server after our subscription. */
-        c->baseline = atomic_load(&t->run->chan_sent[c->chan]) + 1;
-        c->next_seq = c->baseline;
-        c->state = S_STREAM;
-        atomic_fetch_add_explicit(&t->c.subscribed, 1, memory_order_relaxed);
+        subscribed(t, c);
     }
     while (n > 0) {
         struct sse_event ev;
@@ -320,6 +410,365 @@ static void sse_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         p += used;
         n -= used;
     }
+}
+
+/* ---- WebSocket subscribers ---- */
+
+static void b64_16(const uint8_t in[16], char out[24])
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int o = 0;
+    for (int i = 0; i < 16; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < 16)
+            v |= (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = al[v >> 18 & 63];
+        out[o++] = al[v >> 12 & 63];
+        out[o++] = i + 1 < 16 ? al[v >> 6 & 63] : '=';
+        out[o++] = i + 1 < 16 ? al[v & 63] : '=';
+    }
+}
+
+/* The value of header name in the response head h[0..n), blanks trimmed;
+ * SPAN_NULL if absent. */
+static span_t head_value(const char *h, size_t n, span_t name)
+{
+    const char *end = h + n, *p = memchr(h, '\n', n);
+    while (p && p + 1 < end) {
+        const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            break;
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon && span_eq_nocase(span_of(line, (size_t)(colon - line)), name)) {
+            const char *v = colon + 1, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            return span_of(v, (size_t)(ve - v));
+        }
+        p = eol;
+    }
+    return SPAN_NULL;
+}
+
+static void start_ws(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i)
+{
+    char name[160], path[1200], req[1900];
+    uint64_t k[2] = {rnd(e), rnd(e)};
+    b64_16((const uint8_t *)k, c->wskey);
+    scenario_channel_name(&t->run->sc, c->chan, name, sizeof(name));
+    scenario_url_path(&t->run->sc.sub_url, name, path, sizeof(path));
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %.24s\r\n"
+                     "Sec-WebSocket-Protocol: ringcast.json\r\n\r\n",
+                     path, e->host_hdr, c->wskey);
+    tx_append(c, req, (size_t)n);
+    c->state = S_HEAD;
+    submit_send(e, c, i);
+    arm_recv(e, c, i);
+}
+
+/* Queues a masked pong (echoing payload) or close 1000, with a fresh key. */
+static void ws_control(struct engine *e, struct lclient *c, uint32_t i, int op, span_t payload)
+{
+    uint8_t out[WS_CONTROL_FRAME_MAX], mask[4];
+    uint32_t m = (uint32_t)rnd(e);
+    memcpy(mask, &m, 4);
+    ssize_t n = op == WS_OP_CLOSE ? ws_close_frame(out, WS_CLOSE_NORMAL, SPAN_NULL, mask)
+                                  : ws_pong_frame(out, payload, mask);
+    if (n > 0 && tx_append(c, (const char *)out, (size_t)n) == 0)
+        submit_send(e, c, i);
+}
+
+static void ws_frame_in(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                        const struct ws_frame *f, span_t pl, uint64_t now)
+{
+    if (c->flags & CF_CLOSE_RX)
+        return;
+    struct jsonmsg m;
+    uint64_t seq, tns;
+    switch (f->opcode) {
+    case WS_OP_TEXT:
+        if (!f->fin) /* ringcast sends each message as one frame */
+            break;
+        switch (jsonmsg_frame(pl, &m)) {
+        case 0:
+            CNT(t, server_gaps, 1);
+            return;
+        case 1:
+            if (parse_payload(m.data, &seq, &tns) == 0) {
+                check_seq(t, e, c, seq, tns, m.id, now, 1);
+                return;
+            }
+        }
+        break;
+    case WS_OP_PING:
+        ws_control(e, c, i, WS_OP_PONG, pl);
+        CNT(t, pongs, 1);
+        return;
+    case WS_OP_PONG:
+        return;
+    case WS_OP_CLOSE:
+        c->flags |= CF_CLOSE_RX;
+        if (!(c->flags & CF_CLOSE_TX)) {
+            c->flags |= CF_CLOSE_TX;
+            ws_control(e, c, i, WS_OP_CLOSE, SPAN_NULL);
+        }
+        return;
+    }
+    CNT(t, protocol_errors, 1);
+    kill_client(t, c, 0);
+}
+
+/* Frames from p[0..n), after any partial frame held in c->rx. Whole frames
+ * are read where they lie; only a partial one is copied. */
+static void ws_frames(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                      const char *p, size_t n, uint64_t now)
+{
+    if (c->rxlen) {
+        if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
+            kill_client(t, c, 0);
+            return;
+        }
+        p = c->rx;
+        n = c->rxlen;
+    }
+    uint64_t max = (uint64_t)t->run->sc.message_size * 8 + 4096;
+    size_t off = 0;
+    while (off < n && c->state == S_STREAM) {
+        struct ws_frame f;
+        int h = ws_parse_frame(p + off, n - off, 0, max, &f);
+        if (h == WS_INCOMPLETE)
+            break;
+        if (h < 0) {
+            CNT(t, protocol_errors, 1);
+            kill_client(t, c, 0);
+            return;
+        }
+        span_t pl = span_of(p + off + h, (size_t)f.payload_len);
+        off += (size_t)h + (size_t)f.payload_len;
+        ws_frame_in(t, e, c, i, &f, pl, now);
+    }
+    if (c->state != S_STREAM)
+        return;
+    if (p == c->rx) {
+        memmove(c->rx, c->rx + off, n - off);
+        c->rxlen = (uint32_t)(n - off);
+    } else if (off < n && append(&c->rx, &c->rxlen, &c->rxcap, p + off, n - off) < 0) {
+        kill_client(t, c, 0);
+    }
+}
+
+static void ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                     const char *p, size_t n, uint64_t now)
+{
+    if (c->state == S_HEAD) {
+        size_t old = c->rxlen;
+        if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0 || c->rxlen > HEAD_MAX) {
+            fail_connect(t, c, &t->c.protocol_errors);
+            return;
+        }
+        size_t head = head_end(c->rx, c->rxlen);
+        if (!head)
+            return;
+        if (c->rxlen < 12 || memcmp(c->rx, "HTTP/1.1 101", 12) != 0) {
+            fail_connect(t, c, &t->c.bad_status);
+            return;
+        }
+        char want[WS_ACCEPT_LEN];
+        span_t acc = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Accept"));
+        span_t proto = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Protocol"));
+        if (ws_accept_key(span_of(c->wskey, sizeof(c->wskey)), want) < 0 ||
+            !span_eq(acc, span_of(want, WS_ACCEPT_LEN)) ||
+            !span_eq(proto, SPAN_LIT("ringcast.json"))) {
+            fail_connect(t, c, &t->c.protocol_errors);
+            return;
+        }
+        size_t skip = head - old;
+        p += skip;
+        n -= skip;
+        c->rxlen = 0; /* the buffer stays for partial frames */
+        subscribed(t, c);
+    }
+    ws_frames(t, e, c, i, p, n, now);
+}
+
+/* ---- long and short pollers ---- */
+
+/* The next short poll: poll_interval +- jitter_pct, uniformly. */
+static uint64_t poll_next(struct engine *e, const struct scenario *sc, uint64_t from)
+{
+    double u = (double)(rnd(e) >> 11) * 0x1p-53;
+    double f = 1 + sc->jitter_pct / 100 * (2 * u - 1);
+    return from + (uint64_t)((double)sc->poll_interval_ns * f);
+}
+
+static void poll_request(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                         uint64_t now)
+{
+    const struct scenario *sc = &t->run->sc;
+    char name[160], path[1200], since[48] = "", req[1700];
+    scenario_channel_name(sc, c->chan, name, sizeof(name));
+    scenario_url_path(c->kind == K_POLL ? &sc->poll_url : &sc->sub_url, name, path, sizeof(path));
+    if (c->flags & CF_SINCE)
+        snprintf(since, sizeof(since), "%csince=%llu", strchr(path, '?') ? '&' : '?',
+                 (unsigned long long)c->last_id);
+    int n = snprintf(req, sizeof(req), "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", path, since,
+                     c->kind == K_POLL ? e->poll_host_hdr : e->host_hdr);
+    /* Read before sending: what is acknowledged now is in the server's
+     * history when the request arrives, so the answer must hold it. */
+    c->acked_req = atomic_load(&t->run->chan_acked[c->chan]);
+    if (tx_append(c, req, (size_t)n) < 0) {
+        kill_client(t, c, 0);
+        return;
+    }
+    c->flags |= CF_WAITING;
+    if (c->kind == K_POLL) {
+        CNT(t, polls, 1);
+        c->next_poll = poll_next(e, sc, now);
+    }
+    submit_send(e, c, i);
+}
+
+/* One answer's messages. A short poll's first answer (no since) holds what
+ * was published before: it only sets the baseline after its last message of
+ * this run (a message with a sequence not yet announced is an earlier run's). */
+static void poll_answer(struct engine_thread *t, struct engine *e, struct lclient *c, span_t body,
+                        uint64_t now)
+{
+    struct jsonmsg_answer a;
+    struct jsonmsg m;
+    if (jsonmsg_answer(body, &a) < 0) {
+        CNT(t, protocol_errors, 1);
+        kill_client(t, c, 0);
+        return;
+    }
+    if (a.gap)
+        CNT(t, server_gaps, 1);
+    int history = c->kind == K_POLL && !(c->flags & CF_SINCE);
+    uint64_t sent = history ? atomic_load(&t->run->chan_sent[c->chan]) : 0;
+    int r;
+    while ((r = jsonmsg_next(&a, &m)) == 1) {
+        uint64_t seq, tns;
+        if (parse_payload(m.data, &seq, &tns) < 0) {
+            CNT(t, protocol_errors, 1);
+            continue;
+        }
+        if (history) {
+            if (seq <= sent) {
+                c->baseline = c->next_seq = seq + 1;
+                c->id_offset = m.id - seq;
+                c->have_offset = 1;
+                c->flags |= CF_ANCHORED;
+            }
+            continue;
+        }
+        if (!(c->flags & CF_ANCHORED)) {
+            c->baseline = c->next_seq = seq;
+            c->flags |= CF_ANCHORED;
+        }
+        check_seq(t, e, c, seq, tns, m.id, now, c->kind == K_LP);
+    }
+    if (r < 0)
+        CNT(t, protocol_errors, 1);
+    if ((c->flags & CF_SINCE) && (c->flags & CF_ANCHORED))
+        c->acked_checked = c->acked_req;
+    if (history)
+        KCNT(t, c, subscribed, subscribed, 1);
+    c->last_id = a.last_id;
+    c->flags |= CF_SINCE;
+}
+
+static void pheap_push(struct engine *e, uint32_t i)
+{
+    uint32_t k = e->pheap_n++;
+    uint64_t due = e->cl[i].next_poll;
+    while (k > 0 && e->cl[e->pheap[(k - 1) / 2]].next_poll > due) {
+        e->pheap[k] = e->pheap[(k - 1) / 2];
+        k = (k - 1) / 2;
+    }
+    e->pheap[k] = i;
+    if (due < e->poll_min)
+        e->poll_min = due;
+}
+
+/* Restores the heap after its root was replaced. */
+static void pheap_down(struct engine *e)
+{
+    uint32_t k = 0, n = e->pheap_n;
+    if (!n)
+        return;
+    uint32_t x = e->pheap[0];
+    uint64_t due = e->cl[x].next_poll;
+    for (;;) {
+        uint32_t l = 2 * k + 1, m = k;
+        uint64_t md = due;
+        if (l < n && e->cl[e->pheap[l]].next_poll < md)
+            m = l, md = e->cl[e->pheap[l]].next_poll;
+        if (l + 1 < n && e->cl[e->pheap[l + 1]].next_poll < md)
+            m = l + 1;
+        if (m == k)
+            break;
+        e->pheap[k] = e->pheap[m];
+        k = m;
+    }
+    e->pheap[k] = x;
+}
+
+/* Answers on a poller's keep-alive connection: Content-Length framed. */
+static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                       const char *p, size_t n, uint64_t now)
+{
+    if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
+        kill_client(t, c, 0);
+        return;
+    }
+    size_t off = 0;
+    while (c->state == S_STREAM) {
+        size_t head = head_end(c->rx + off, c->rxlen - off);
+        if (!head)
+            break;
+        const char *cl = memmem(c->rx + off, head, "Content-Length:", 15);
+        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
+        if (c->rxlen - off < head + body)
+            break;
+        if (!status_ok(c->rx + off, head)) {
+            if (c->kind == K_POLL && !(c->flags & CF_SINCE))
+                fail_connect(t, c, &t->c.bad_status);
+            else
+                CNT(t, bad_status, 1);
+            kill_client(t, c, 0);
+            return;
+        }
+        poll_answer(t, e, c, span_of(c->rx + off + head, body), now);
+        off += head + body;
+        c->flags &= ~CF_WAITING;
+        if (c->state != S_STREAM || e->closing)
+            break;
+        if (c->kind == K_LP)
+            poll_request(t, e, c, i, now);
+        else
+            pheap_push(e, i);
+    }
+    memmove(c->rx, c->rx + off, c->rxlen - off);
+    c->rxlen -= (uint32_t)off;
+}
+
+/* Sends every short poll that is due; remembers when the next one is. A
+ * poller is in the heap from its answer to its next request, so at most once;
+ * one that died meanwhile is dropped when it comes up. */
+static void polls_due(struct engine_thread *t, struct engine *e, uint64_t now)
+{
+    while (e->pheap_n && e->cl[e->pheap[0]].next_poll <= now) {
+        uint32_t i = e->pheap[0];
+        e->pheap[0] = e->pheap[--e->pheap_n];
+        pheap_down(e);
+        if (e->cl[i].state == S_STREAM && !(e->cl[i].flags & CF_WAITING))
+            poll_request(t, e, &e->cl[i], i, now);
+    }
+    e->poll_min = e->pheap_n ? e->cl[e->pheap[0]].next_poll : UINT64_MAX;
 }
 
 /* Publisher j's owned channels are j, j+P, ...: request k goes to channel
@@ -348,8 +797,7 @@ static void pub_answers(struct engine_thread *t, struct lclient *c, const char *
         uint64_t k = c->answered++;
         if (ok) {
             uint32_t ch = pub_chan(t, c, k);
-            atomic_store_explicit(&t->run->chan_acked[ch], k / c->nowned + 1,
-                                  memory_order_relaxed);
+            atomic_store_explicit(&t->run->chan_acked[ch], k / c->nowned + 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&t->c.acked, 1, memory_order_relaxed);
         } else {
             atomic_fetch_add_explicit(&t->c.publish_failed, 1, memory_order_relaxed);
@@ -386,8 +834,7 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
                           path, e->host_hdr, size);
         /* Announce before sending: see sse_bytes. */
         atomic_store(&r->chan_sent[ch], seq);
-        if (append(&c->tx, &c->txlen, &c->txcap, head, (size_t)hn) < 0 ||
-            append(&c->tx, &c->txlen, &c->txcap, body, size) < 0) {
+        if (tx_append(c, head, (size_t)hn) < 0 || tx_append(c, body, size) < 0) {
             kill_client(t, c, 0);
             return;
         }
@@ -409,21 +856,37 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
     switch (op) {
     case OP_CONNECT:
         if (res < 0) {
-            atomic_fetch_add_explicit(res == -ECONNREFUSED ? &t->c.refused : &t->c.connect_failed,
-                                      1, memory_order_relaxed);
-            kill_client(t, c, 0);
+            fail_connect(t, c, res == -ECONNREFUSED ? &t->c.refused : &t->c.connect_failed);
             return;
         }
-        atomic_fetch_add_explicit(&t->c.connected, 1, memory_order_relaxed);
-        if (c->kind == K_SSE) {
+        CNT(t, connected, 1);
+        switch (c->kind) {
+        case K_SSE:
             start_sse(t, e, c, i);
-        } else {
+            break;
+        case K_WS:
+            start_ws(t, e, c, i);
+            break;
+        case K_LP: /* subscribed once asked: its first answer sets the baseline */
+            c->state = S_STREAM;
+            arm_recv(e, c, i);
+            poll_request(t, e, c, i, now);
+            KCNT(t, c, subscribed, subscribed, 1);
+            break;
+        case K_POLL: /* the first poll now, for the baseline */
+            c->state = S_STREAM;
+            arm_recv(e, c, i);
+            poll_request(t, e, c, i, now);
+            break;
+        default:
             c->state = S_STREAM;
             arm_recv(e, c, i);
         }
         break;
     case OP_SEND:
         c->flags &= ~CF_SENDING;
+        free(c->tx_old);
+        c->tx_old = NULL;
         if (res < 0) {
             kill_client(t, c, 1);
             return;
@@ -444,11 +907,16 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
             c->flags &= ~CF_RECV;
         if (res > 0) {
             uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            const char *b = ring_buf(&e->ring, bid);
             if (c->state != S_DEAD) {
                 if (c->kind == K_SSE)
-                    sse_bytes(t, e, c, ring_buf(&e->ring, bid), (size_t)res, now);
+                    sse_bytes(t, e, c, b, (size_t)res, now);
+                else if (c->kind == K_WS)
+                    ws_bytes(t, e, c, i, b, (size_t)res, now);
+                else if (c->kind == K_PUB)
+                    pub_answers(t, c, b, (size_t)res);
                 else
-                    pub_answers(t, c, ring_buf(&e->ring, bid), (size_t)res);
+                    poll_bytes(t, e, c, i, b, (size_t)res, now);
             }
             ring_buf_recycle(&e->ring, bid);
         } else if (res == 0 || (res < 0 && res != -ENOBUFS)) {
@@ -466,9 +934,55 @@ static void tick(struct engine_thread *t, struct engine *e, uint64_t now)
     if (now < e->next_tick)
         return;
     e->next_tick = now + 1000000000ull;
-    atomic_store_explicit(&t->c.p99_ns, hist_count(e->interval) ? hist_value_at(e->interval, 0.99) : 0,
+    atomic_store_explicit(&t->c.p99_ns,
+                          hist_count(e->interval) ? hist_value_at(e->interval, 0.99) : 0,
                           memory_order_relaxed);
     hist_reset(e->interval);
+}
+
+static void process_cqes(struct engine_thread *t, struct engine *e)
+{
+    uint64_t now = now_ns();
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&e->ring.uring, head, cqe)
+    {
+        on_cqe(t, e, cqe, now);
+        n++;
+    }
+    io_uring_cq_advance(&e->ring.uring, n);
+}
+
+/* The run is over: each WebSocket subscriber sends a close 1000 and waits
+ * (up to a second in all) for the server's, so the server sees clean
+ * closes. */
+static void goodbye(struct engine_thread *t, struct engine *e)
+{
+    e->closing = 1;
+    int open = 0;
+    for (uint32_t i = 0; i < e->ncl; i++) {
+        struct lclient *c = &e->cl[i];
+        if (c->kind != K_WS || c->state != S_STREAM || (c->flags & CF_CLOSE_TX))
+            continue;
+        c->flags |= CF_CLOSE_TX;
+        ws_control(e, c, i, WS_OP_CLOSE, SPAN_NULL);
+        open++;
+    }
+    uint64_t deadline = now_ns() + 1000000000ull;
+    while (open && now_ns() < deadline) {
+        struct __kernel_timespec ts = {0, 10000000};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&e->ring.uring, &cqe, 1, &ts, NULL);
+        process_cqes(t, e);
+        open = 0;
+        for (uint32_t i = 0; i < e->ncl; i++)
+            if (e->cl[i].kind == K_WS && e->cl[i].state == S_STREAM &&
+                !(e->cl[i].flags & CF_CLOSE_RX))
+                open++;
+    }
+    for (uint32_t i = 0; i < e->ncl; i++)
+        if (e->cl[i].kind == K_WS && (e->cl[i].flags & CF_CLOSE_RX))
+            CNT(t, ws_closes, 1);
 }
 
 static void *engine_main(void *arg)
@@ -482,8 +996,11 @@ static void *engine_main(void *arg)
     uint32_t nbufs = 1024;
     while (nbufs < e->ncl && nbufs < 32768)
         nbufs *= 2;
-    struct ring_params rp = {.allowed = FEAT_ALL, .sq_entries = 4096, .nfiles = e->ncl + 16,
-                             .nbufs = nbufs, .bufsize = 1024};
+    struct ring_params rp = {.allowed = FEAT_ALL,
+                             .sq_entries = 4096,
+                             .nfiles = e->ncl + 16,
+                             .nbufs = nbufs,
+                             .bufsize = 1024};
     int rc = ring_init(&e->ring, &rp);
     if (rc == 0 && !(e->ring.feat & FEAT_RECV_MULTISHOT))
         rc = -EOPNOTSUPP;
@@ -511,8 +1028,9 @@ static void *engine_main(void *arg)
             for (uint32_t i = 0; i < e->npub; i++)
                 if (e->cl[i].state == S_STREAM)
                     pub_due(t, e, &e->cl[i], i, now);
+        polls_due(t, e, now);
         tick(t, e, now);
-        /* Sleep until the next publish is due, at most 10 ms. */
+        /* Sleep until the next publish or poll is due, at most 10 ms. */
         uint64_t wait = 10000000;
         if (e->nopened < e->ncl)
             wait = 1000000;
@@ -523,19 +1041,25 @@ static void *engine_main(void *arg)
             if ((phase == PH_WARMUP || phase == PH_MEASURE) && due > now && due - now < wait)
                 wait = due - now;
         }
-        struct __kernel_timespec ts = {(long long)(wait / 1000000000), (long long)(wait % 1000000000)};
+        if (e->poll_min > now && e->poll_min - now < wait)
+            wait = e->poll_min - now;
+        struct __kernel_timespec ts = {(long long)(wait / 1000000000),
+                                       (long long)(wait % 1000000000)};
         struct io_uring_cqe *cqe;
         io_uring_submit_and_wait_timeout(&e->ring.uring, &cqe, 1, &ts, NULL);
-        now = now_ns();
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&e->ring.uring, head, cqe)
-        {
-            on_cqe(t, e, cqe, now);
-            n++;
-        }
-        io_uring_cq_advance(&e->ring.uring, n);
+        process_cqes(t, e);
     }
+    goodbye(t, e);
     return NULL;
+}
+
+static void host_header(const struct scenario_url *u, char *out, size_t cap)
+{
+    int v6 = strchr(u->host, ':') != NULL;
+    if (u->port == 80)
+        snprintf(out, cap, v6 ? "[%s]" : "%s", u->host);
+    else
+        snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
 }
 
 int engine_start(struct run *r, struct engine_thread *t)
@@ -550,11 +1074,13 @@ int engine_start(struct run *r, struct engine_thread *t)
         return -ENOMEM;
     const struct scenario *sc = &r->sc;
     /* Publishers j = id, id + T, ...; subscribers likewise. */
-    uint32_t npub = 0, nsub = 0;
-    for (uint32_t j = (uint32_t)t->id; j < sc->publishers; j += (uint32_t)r->nthreads)
+    uint32_t npub = 0, nsub = 0, step = (uint32_t)r->nthreads, id = (uint32_t)t->id;
+    const uint32_t nkind[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
+    for (uint32_t j = id; j < sc->publishers; j += step)
         npub++;
-    for (uint32_t j = (uint32_t)t->id; j < sc->sse; j += (uint32_t)r->nthreads)
-        nsub++;
+    for (int kd = 0; kd < LK_N; kd++)
+        for (uint32_t j = id; j < nkind[kd]; j += step)
+            nsub++;
     e->npub = npub;
     e->ncl = npub + nsub;
     e->cl = calloc(e->ncl ? e->ncl : 1, sizeof(*e->cl));
@@ -568,29 +1094,36 @@ int engine_start(struct run *r, struct engine_thread *t)
         c->nowned = j < sc->channels ? (sc->channels - j + sc->publishers - 1) / sc->publishers : 0;
     }
     uint64_t seed = sc->seed * 2654435761u + (uint64_t)t->id;
-    for (uint32_t j = (uint32_t)t->id; j < sc->sse; j += (uint32_t)r->nthreads, k++) {
-        struct lclient *c = &e->cl[k];
-        c->kind = K_SSE;
-        if (sc->spread == SCENARIO_SPREAD_ONE)
-            c->chan = 0;
-        else if (sc->spread == SCENARIO_SPREAD_RANDOM) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            c->chan = (uint32_t)((seed >> 33) % sc->channels);
-        } else
-            c->chan = j % sc->channels;
+    /* Subscribers by kind, short pollers last; each kind spread on its own. */
+    for (int kd = 0; kd < LK_N; kd++) {
+        if (kd == K_POLL)
+            e->first_poll = k;
+        for (uint32_t j = id; j < nkind[kd]; j += step, k++) {
+            struct lclient *c = &e->cl[k];
+            c->kind = (uint8_t)kd;
+            if (sc->spread == SCENARIO_SPREAD_ONE) {
+                c->chan = 0;
+            } else if (sc->spread == SCENARIO_SPREAD_RANDOM) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                c->chan = (uint32_t)((seed >> 33) % sc->channels);
+            } else {
+                c->chan = j % sc->channels;
+            }
+        }
     }
+    e->rng = (seed | 1) * 0x9e3779b97f4a7c15ull;
+    e->poll_min = UINT64_MAX;
+    e->pheap = malloc(sizeof(*e->pheap) * (e->ncl - e->first_poll + 1));
+    if (!e->pheap)
+        return -ENOMEM;
     for (uint32_t i = 0; i < e->npub; i++)
         if (e->cl[i].nowned == 0 || sc->publish_rate <= 0)
             e->cl[i].state = S_DEAD; /* nothing to publish */
     e->body = malloc(sc->message_size + 1);
     if (!e->body)
         return -ENOMEM;
-    const struct scenario_url *u = &sc->sub_url;
-    if (u->port == 80)
-        snprintf(e->host_hdr, sizeof(e->host_hdr), "%s", u->host);
-    else
-        snprintf(e->host_hdr, sizeof(e->host_hdr), strchr(u->host, ':') ? "[%s]:%u" : "%s:%u",
-                 u->host, u->port);
+    host_header(&sc->sub_url, e->host_hdr, sizeof(e->host_hdr));
+    host_header(&sc->poll_url, e->poll_host_hdr, sizeof(e->poll_host_hdr));
     e->next_tick = now_ns() + 1000000000ull;
     if (pthread_create(&t->thread, NULL, engine_main, t) != 0)
         return -EAGAIN;
@@ -614,18 +1147,24 @@ void engine_final_check(struct engine_thread *t)
     struct engine *e = t->priv;
     for (uint32_t i = e->npub; i < e->ncl; i++) {
         struct lclient *c = &e->cl[i];
-        if (!c->p)
-            continue; /* never subscribed */
-        uint64_t acked = atomic_load(&t->run->chan_acked[c->chan]);
+        /* Pushed kinds (SSE, WebSocket, long poll) have had the drain to get
+         * everything acknowledged; a short poller what its last answered
+         * request could see. */
+        uint64_t acked =
+            c->kind == K_POLL ? c->acked_checked : atomic_load(&t->run->chan_acked[c->chan]);
+        if (!(c->flags & (CF_SUBBED | CF_ANCHORED)))
+            continue; /* never subscribed, or a poller that never saw a message */
         if (acked >= c->next_seq)
-            atomic_fetch_add_explicit(&t->c.lost, acked - c->next_seq + 1, memory_order_relaxed);
+            KCNT(t, c, lost, lost, acked - c->next_seq + 1);
     }
     for (uint32_t i = 0; i < e->ncl; i++) {
         free(e->cl[i].rx);
         free(e->cl[i].tx);
+        free(e->cl[i].tx_old);
         free(e->cl[i].p);
     }
     free(e->cl);
+    free(e->pheap);
     free(e->body);
     hist_free(e->interval);
     if (atomic_load(&e->ready) == 1)

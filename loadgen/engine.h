@@ -1,12 +1,12 @@
 /*
- * engine.h: ringload's clients on io_uring, one thread per core: SSE
- * subscribers and HTTP publishers that check every delivery (loss,
- * duplicates, order) and measure latency from each message's intended send
- * time. The main thread (main.c) sets up a struct run, starts the threads,
- * steps the phases and reads the counters; each engine thread owns its
- * clients, ring and histogram and shares only the atomics below.
+ * engine.h: ringload's clients on io_uring, one thread per core: SSE,
+ * WebSocket, long-poll and short-poll subscribers and HTTP publishers; the
+ * subscribers check every delivery (loss, duplicates, order) and measure
+ * latency from each message's intended send time. The main thread (main.c) sets up a struct run,
+ * starts the threads, steps the phases and reads the counters; each engine thread owns its clients,
+ * ring and histogram and shares only the atomics below.
  *
- * Not yet: WebSocket, long-poll and short-poll clients, TLS, reconnects.
+ * Not yet: TLS, reconnects, several-channel subscriptions.
  */
 #ifndef RINGLOAD_ENGINE_H
 #define RINGLOAD_ENGINE_H
@@ -22,8 +22,22 @@
 
 enum run_phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
 
+/* The kinds of subscriber, for the per-kind counters. */
+enum { LK_SSE, LK_WS, LK_LONGPOLL, LK_POLL, LK_N };
+
+/* Per kind of subscriber. connect_failed: refused, failed or answered with
+ * anything but a subscription (status, handshake). subscribed: SSE on its
+ * 200, WebSocket on its 101, a long poller once its first request is out, a
+ * short poller on its first answer. dup: duplicated or reordered. */
+struct engine_kind_counts {
+    _Atomic uint64_t connect_failed, subscribed, deliveries, lost, dup;
+};
+
 /* Counters one thread writes and the main thread reads (relaxed). */
 struct engine_counts {
+    struct engine_kind_counts kind[LK_N];
+    _Atomic uint64_t polls, pongs; /* short-poll requests sent, WebSocket pongs sent */
+    _Atomic uint64_t ws_closes;    /* close handshakes completed at the end of the run */
     _Atomic uint64_t connected, subscribed, connect_failed, refused, closed_by_server;
     _Atomic uint64_t bad_status, protocol_errors;
     _Atomic uint64_t published, acked, publish_failed;
@@ -36,14 +50,14 @@ struct engine_thread;
 
 struct run {
     struct scenario sc;
-    struct sockaddr_storage sub_addr, pub_addr;
-    socklen_t sub_addrlen, pub_addrlen;
+    struct sockaddr_storage sub_addr, pub_addr, poll_addr;
+    socklen_t sub_addrlen, pub_addrlen, poll_addrlen;
     int nthreads;
     struct engine_thread *threads;
     _Atomic int phase;
-    uint64_t t0_ns;         /* publishing starts (warmup begins) */
-    uint64_t measure_ns;    /* intended send times from here on are measured */
-    uint64_t stop_ns;       /* no message is scheduled at or after this */
+    uint64_t t0_ns;      /* publishing starts (warmup begins) */
+    uint64_t measure_ns; /* intended send times from here on are measured */
+    uint64_t stop_ns;    /* no message is scheduled at or after this */
     /* Per channel: the last sequence a publisher sent, and the last one the
      * server acknowledged (answers come in order on a connection). */
     _Atomic uint64_t *chan_sent, *chan_acked;
@@ -54,7 +68,7 @@ struct engine_thread {
     int id;
     pthread_t thread;
     struct engine_counts c;
-    struct hist *lat;       /* measured latencies, ns; read after join */
+    struct hist *lat; /* measured latencies, ns; read after join */
     void *priv;
 };
 

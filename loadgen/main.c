@@ -156,10 +156,10 @@ static void progress(struct run *r, double t, uint64_t *last_pub, uint64_t *last
             "[%6.1fs] %-7s conns %llu/%u subscribed %llu pub %llu/s deliv %llu/s p99 %.2fms "
             "lost %llu dup/reord %llu errors %llu\n",
             t, phase_name[atomic_load(&r->phase)], (unsigned long long)SUM(r, connected),
-            r->sc.sse + r->sc.publishers, (unsigned long long)SUM(r, subscribed),
-            (unsigned long long)(pub - *last_pub), (unsigned long long)(del - *last_del),
-            (double)p99 / 1e6, (unsigned long long)SUM(r, lost),
-            (unsigned long long)SUM(r, reordered),
+            r->sc.sse + r->sc.ws + r->sc.longpoll + r->sc.poll + r->sc.publishers,
+            (unsigned long long)SUM(r, subscribed), (unsigned long long)(pub - *last_pub),
+            (unsigned long long)(del - *last_del), (double)p99 / 1e6,
+            (unsigned long long)SUM(r, lost), (unsigned long long)SUM(r, reordered),
             (unsigned long long)(SUM(r, connect_failed) + SUM(r, refused) + SUM(r, bad_status) +
                                  SUM(r, protocol_errors) + SUM(r, publish_failed) +
                                  SUM(r, closed_by_server)));
@@ -245,17 +245,18 @@ int main(int argc, char **argv)
         return 2;
     }
     struct scenario *sc = &r->sc;
-    if (sc->ws || sc->longpoll || sc->poll || sc->sub_url.tls || sc->pub_url.tls ||
-        sc->procs > 1) {
-        fprintf(stderr, "ringload: this version runs SSE subscribers and HTTP publishers only "
-                        "(ws, longpoll, poll, TLS and procs > 1 come next)\n");
+    if (sc->sub_url.tls || sc->pub_url.tls || (sc->poll && sc->poll_url.tls) || sc->procs > 1) {
+        fprintf(stderr, "ringload: this version does not speak TLS (https, wss) or run several "
+                        "processes (procs > 1) yet\n");
         return 2;
     }
     if (resolve(&sc->sub_url, &r->sub_addr, &r->sub_addrlen) < 0 ||
-        resolve(&sc->pub_url, &r->pub_addr, &r->pub_addrlen) < 0)
+        resolve(&sc->pub_url, &r->pub_addr, &r->pub_addrlen) < 0 ||
+        (sc->poll && resolve(&sc->poll_url, &r->poll_addr, &r->poll_addrlen) < 0))
         return 2;
     if (probe(&r->sub_addr, r->sub_addrlen, sc->sub_url.text) < 0 ||
-        probe(&r->pub_addr, r->pub_addrlen, sc->pub_url.text) < 0)
+        probe(&r->pub_addr, r->pub_addrlen, sc->pub_url.text) < 0 ||
+        (sc->poll && probe(&r->poll_addr, r->poll_addrlen, sc->poll_url.text) < 0))
         return 2;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     r->nthreads = sc->threads ? (int)sc->threads : (int)(ncpu > 0 ? ncpu : 1);
@@ -283,7 +284,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    uint64_t want = (uint64_t)sc->sse + sc->publishers, last_pub = 0, last_del = 0;
+    uint64_t nsubs = (uint64_t)sc->sse + sc->ws + sc->longpoll + sc->poll;
+    uint64_t want = nsubs + sc->publishers, last_pub = 0, last_del = 0;
     uint64_t next_print = start + 1000000000ull, connected_at = 0;
     long srv_after_ramp = -1, own_after_ramp = -1;
     int server_died = 0;
@@ -300,11 +302,12 @@ int main(int argc, char **argv)
         if (phase == PH_CONNECT) {
             uint64_t done = SUM(r, subscribed) + SUM(r, connected) - SUM(r, subscribed);
             uint64_t failed = SUM(r, refused) + SUM(r, connect_failed) + SUM(r, bad_status);
-            int all = SUM(r, subscribed) >= sc->sse && SUM(r, connected) >= want;
+            int all = SUM(r, subscribed) >= nsubs && SUM(r, connected) >= want;
             if (all || done + failed >= want || (now - start) / 1e9 > connect_timeout) {
                 if (SUM(r, connected) == 0) {
-                    fprintf(stderr, "ringload: no connection succeeded (%llu refused, %llu "
-                                    "failed)\n",
+                    fprintf(stderr,
+                            "ringload: no connection succeeded (%llu refused, %llu "
+                            "failed)\n",
                             (unsigned long long)SUM(r, refused),
                             (unsigned long long)SUM(r, connect_failed));
                     atomic_store(&r->phase, PH_DONE);
@@ -355,16 +358,35 @@ int main(int argc, char **argv)
     double measure_s = (double)sc->duration_ns / 1e9;
     double q[] = {0.5, 0.9, 0.99, 0.999, 0.9999};
     const char *qn[] = {"p50", "p90", "p99", "p99_9", "p99_99"};
-    printf("ringload: %llu subscribers, %llu published (%llu acknowledged), %llu deliveries "
-           "(%llu measured)\n",
+    /* Publishes never answered: the server closed a publisher, or was too slow to answer
+     * before the drain ended. */
+    uint64_t unanswered = SUM(r, published) - SUM(r, acked) - SUM(r, publish_failed);
+    printf("ringload: %llu subscribers, %llu published (%llu acknowledged, %llu unanswered), "
+           "%llu deliveries (%llu measured)\n",
            (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
-           (unsigned long long)SUM(r, acked), (unsigned long long)SUM(r, deliveries),
-           (unsigned long long)hist_count(lat));
+           (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
+           (unsigned long long)SUM(r, deliveries), (unsigned long long)hist_count(lat));
     printf("ringload: lost %llu, duplicated or reordered %llu, id mismatches %llu, gaps "
            "signalled %llu\n",
            (unsigned long long)lost, (unsigned long long)reord, (unsigned long long)mism,
            (unsigned long long)SUM(r, server_gaps));
-    printf("ringload: latency ms:");
+    static const char *kname[LK_N] = {"sse", "ws", "longpoll", "poll"};
+    const uint32_t kwant[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
+    for (int k = 0; k < LK_N; k++)
+        if (kwant[k])
+            printf("ringload: %-8s %u clients: %llu subscribed, %llu connect failures, %llu "
+                   "deliveries, lost %llu, duplicated or reordered %llu\n",
+                   kname[k], kwant[k], (unsigned long long)SUM(r, kind[k].subscribed),
+                   (unsigned long long)SUM(r, kind[k].connect_failed),
+                   (unsigned long long)SUM(r, kind[k].deliveries),
+                   (unsigned long long)SUM(r, kind[k].lost),
+                   (unsigned long long)SUM(r, kind[k].dup));
+    if (sc->poll)
+        printf("ringload: %.1f short polls/s\n", SUM(r, polls) / wall);
+    if (sc->ws)
+        printf("ringload: %llu WebSocket pongs sent, %llu close handshakes completed\n",
+               (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
+    printf("ringload: latency ms (SSE, WebSocket, long poll):");
     for (size_t i = 0; i < ARRAY_SIZE(q); i++)
         printf(" %s %.3f", qn[i], hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
     printf(" max %.3f\n", hist_count(lat) ? hist_max(lat) / 1e6 : 0.0);
@@ -390,37 +412,57 @@ int main(int argc, char **argv)
         char *text = malloc(65536), *hist = malloc(1 << 20);
         scenario_format(sc, text, 65536);
         size_t hl = hist_encode(lat, hist, 1 << 20);
-        fprintf(f, "{\n \"tool\": \"ringload\",\n \"environment\": {\"kernel\": \"%s\", "
-                   "\"cpus\": %ld, \"threads\": %d},\n",
+        fprintf(f,
+                "{\n \"tool\": \"ringload\",\n \"environment\": {\"kernel\": \"%s\", "
+                "\"cpus\": %ld, \"threads\": %d},\n",
                 un.release, ncpu, r->nthreads);
         fprintf(f, " \"scenario\": \"");
         for (char *p = text; *p; p++)
             fprintf(f, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : "%c", *p);
-        fprintf(f, "\",\n \"subscribers\": %llu,\n \"published\": %llu,\n \"acknowledged\": "
-                   "%llu,\n \"deliveries\": %llu,\n",
+        fprintf(f,
+                "\",\n \"subscribers\": %llu,\n \"published\": %llu,\n \"acknowledged\": "
+                "%llu,\n \"unanswered\": %llu,\n \"deliveries\": %llu,\n",
                 (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
-                (unsigned long long)SUM(r, acked), (unsigned long long)SUM(r, deliveries));
-        fprintf(f, " \"deliveries_per_s\": %.1f,\n \"lost\": %llu,\n \"duplicated_or_reordered\": "
-                   "%llu,\n \"id_mismatches\": %llu,\n \"gaps_signalled\": %llu,\n",
-                hist_count(lat) / measure_s, (unsigned long long)lost,
-                (unsigned long long)reord, (unsigned long long)mism,
-                (unsigned long long)SUM(r, server_gaps));
-        fprintf(f, " \"errors\": {\"connect_failed\": %llu, \"refused\": %llu, \"bad_status\": "
-                   "%llu, \"protocol\": %llu, \"publish_failed\": %llu, \"closed_by_server\": "
-                   "%llu},\n",
+                (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
+                (unsigned long long)SUM(r, deliveries));
+        fprintf(f,
+                " \"deliveries_per_s\": %.1f,\n \"lost\": %llu,\n \"duplicated_or_reordered\": "
+                "%llu,\n \"id_mismatches\": %llu,\n \"gaps_signalled\": %llu,\n",
+                hist_count(lat) / measure_s, (unsigned long long)lost, (unsigned long long)reord,
+                (unsigned long long)mism, (unsigned long long)SUM(r, server_gaps));
+        fprintf(f,
+                " \"errors\": {\"connect_failed\": %llu, \"refused\": %llu, \"bad_status\": "
+                "%llu, \"protocol\": %llu, \"publish_failed\": %llu, \"closed_by_server\": "
+                "%llu},\n",
                 (unsigned long long)SUM(r, connect_failed), (unsigned long long)SUM(r, refused),
                 (unsigned long long)SUM(r, bad_status), (unsigned long long)SUM(r, protocol_errors),
                 (unsigned long long)SUM(r, publish_failed),
                 (unsigned long long)SUM(r, closed_by_server));
+        fprintf(f, " \"kinds\": {");
+        for (int k = 0; k < LK_N; k++)
+            fprintf(f,
+                    "%s\"%s\": {\"clients\": %u, \"connect_failed\": %llu, \"subscribed\": %llu, "
+                    "\"deliveries\": %llu, \"lost\": %llu, \"duplicated_or_reordered\": %llu}",
+                    k ? ", " : "", kname[k], kwant[k],
+                    (unsigned long long)SUM(r, kind[k].connect_failed),
+                    (unsigned long long)SUM(r, kind[k].subscribed),
+                    (unsigned long long)SUM(r, kind[k].deliveries),
+                    (unsigned long long)SUM(r, kind[k].lost),
+                    (unsigned long long)SUM(r, kind[k].dup));
+        fprintf(f,
+                "},\n \"polls\": %llu,\n \"polls_per_s\": %.1f,\n \"ws_pongs\": %llu,\n "
+                "\"ws_closes\": %llu,\n",
+                (unsigned long long)SUM(r, polls), SUM(r, polls) / wall,
+                (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
         fprintf(f, " \"latency_ms\": {");
         for (size_t i = 0; i < ARRAY_SIZE(q); i++)
-            fprintf(f, "\"%s\": %.3f, ", qn[i],
-                    hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
+            fprintf(f, "\"%s\": %.3f, ", qn[i], hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
         fprintf(f, "\"max\": %.3f, \"count\": %lld},\n",
                 hist_count(lat) ? hist_max(lat) / 1e6 : 0.0, (long long)hist_count(lat));
-        fprintf(f, " \"server_bytes_per_connection\": %ld,\n \"ringload_bytes_per_client\": "
-                   "%ld,\n \"ringload_cpu_s\": %.2f,\n \"wall_s\": %.2f,\n \"server_died\": "
-                   "%s,\n \"histogram\": \"%.*s\"\n}\n",
+        fprintf(f,
+                " \"server_bytes_per_connection\": %ld,\n \"ringload_bytes_per_client\": "
+                "%ld,\n \"ringload_cpu_s\": %.2f,\n \"wall_s\": %.2f,\n \"server_died\": "
+                "%s,\n \"histogram\": \"%.*s\"\n}\n",
                 srv_per_conn, own_per_client, own_cpu, wall, server_died ? "true" : "false",
                 (int)hl, hist);
         fclose(f);

@@ -1,5 +1,6 @@
-"""ringload against ringcast: every delivery checked (no loss, no duplicates, in order), the
-JSON result written, and a server that dies mid-run reported with a non-zero exit."""
+"""ringload against ringcast: every delivery checked (no loss, no duplicates, in order) for
+SSE, WebSocket, long-poll and short-poll subscribers, the JSON result written, injected loss
+caught, and a server that dies mid-run reported with a non-zero exit."""
 
 import json
 import os
@@ -7,14 +8,15 @@ import subprocess
 import tempfile
 import time
 
-from harness import check, eq, test
+from harness import check, eq, json_answer, test
 
 RINGLOAD = os.path.join(os.path.dirname(__file__), "..", "..", "build", "ringload")
 
 
 def ringload_args(s, **keys):
     args = [RINGLOAD, "--sub-url", "http://127.0.0.1:%d/sub/{ch}" % s.port,
-            "--pub-url", "http://127.0.0.1:%d/pub/{ch}" % s.port]
+            "--pub-url", "http://127.0.0.1:%d/pub/{ch}" % s.port,
+            "--poll-url", "http://127.0.0.1:%d/poll/{ch}" % s.port]
     for k, v in keys.items():
         args += ["--" + k.replace("_", "-"), str(v)]
     return args
@@ -98,3 +100,74 @@ def ringload_catches_injected_loss(t):
         expected = (r["deliveries"] + r["lost"]) // 10000
         check(r["lost"] >= max(1, expected - 2), "lost %r, expected about %r" % (r["lost"], expected))
         eq(r["duplicated_or_reordered"], 0, "duplicated or reordered")
+
+
+def run_ringload(t, args, timeout=40):
+    p = t.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        text = p.communicate(timeout=timeout)[0].decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    return p.returncode, text
+
+
+@test
+def ringload_mixed_kinds(t):
+    """SSE, WebSocket, long-poll and short-poll subscribers (60 of each on 3 channels) with 2
+    publishers at 150 msg/s, the server pinging WebSockets every second: no loss, duplicate or
+    reordering in any kind, every kind delivering, pings answered, and the WebSockets closed
+    cleanly at the end."""
+    check(os.access(RINGLOAD, os.X_OK), "build/ringload is missing: make build/ringload")
+    with t.server(ws_ping=1, ws_timeout=2) as s, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "r.json")
+        rc, text = run_ringload(t, ringload_args(
+            s, sse=60, ws=60, longpoll=60, poll=60, poll_interval="200ms", channels=3,
+            publishers=2, publish_rate=150, warmup="0.5", duration="2.5", ramp=0, threads=2,
+            json=out, server_pid=s.proc.pid))
+        eq(rc, 0, "ringload exit status; it said:\n" + text)
+        r = json.load(open(out))
+        eq(r["subscribers"], 240, "subscribers")
+        eq((r["lost"], r["duplicated_or_reordered"], r["id_mismatches"]), (0, 0, 0),
+           "lost, duplicated/reordered, id mismatches")
+        check(r["acknowledged"] >= 400, "at least 400 publishes acknowledged: %r", r["acknowledged"])
+        for kind in ("sse", "ws", "longpoll", "poll"):
+            k = r["kinds"][kind]
+            eq((k["clients"], k["subscribed"], k["connect_failed"]), (60, 60, 0),
+               kind + ": clients, subscribed, connect failures")
+            eq((k["lost"], k["duplicated_or_reordered"]), (0, 0), kind + ": lost, duplicated/reordered")
+            # each message reaches its channel's 20 subscribers of each kind
+            check(k["deliveries"] >= r["acknowledged"] * 20 * 0.9,
+                  "%s delivered %r of %r acknowledged x 20", kind, k["deliveries"], r["acknowledged"])
+        check(r["polls_per_s"] > 100, "short polls per second: %r", r["polls_per_s"])
+        check(r["ws_pongs"] >= 60, "pongs answering the server's pings: %r", r["ws_pongs"])
+        eq(r["errors"]["protocol"], 0, "protocol errors")
+        eq(r["ws_closes"], 60, "close handshakes completed (our close 1000, the server's answer)")
+        st = json_answer(s.get("/stats"), 200, "GET /stats")["total"]
+        eq((st["ws_protocol_errors"], st["ws_ping_timeouts"]), (0, 0),
+           "server: WebSocket protocol errors, ping timeouts")
+        deadline = time.monotonic() + 5
+        while st["ws_subscribers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+            st = json_answer(s.get("/stats"), 200, "GET /stats")["total"]
+        eq(st["ws_subscribers"], 0, "WebSocket subscribers left after ringload closed")
+
+
+@test
+def ringload_catches_injected_loss_ws(t):
+    """--fault-drop 10000 with WebSocket subscribers only (ws:// URL): the skipped deliveries
+    are counted as WebSocket losses and ringload exits 1."""
+    check(os.access(RINGLOAD, os.X_OK), "build/ringload is missing: make build/ringload")
+    with t.server(fault_drop=10000) as s, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "r.json")
+        args = ringload_args(s, sse=0, ws=200, channels=4, publishers=2, publish_rate=400,
+                             warmup="0.3", duration="1.5", ramp=0, threads=2, json=out)
+        args[2] = "ws://127.0.0.1:%d/sub/{ch}" % s.port
+        rc, text = run_ringload(t, args)
+        eq(rc, 1, "ringload exit status with injected loss; it said:\n" + text)
+        r = json.load(open(out))
+        ws = r["kinds"]["ws"]
+        expected = (ws["deliveries"] + ws["lost"]) // 10000
+        check(ws["lost"] >= max(1, expected - 2), "WebSocket lost %r, expected about %r" % (ws["lost"], expected))
+        eq(r["lost"], ws["lost"], "every loss is a WebSocket one")
+        eq(ws["duplicated_or_reordered"], 0, "duplicated or reordered")
