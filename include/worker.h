@@ -50,6 +50,7 @@ enum conn_flags {
     CF_WS_JSON = 1 << 11,   /* WebSocket subprotocol ringcast.json: frames are JSON */
     CF_WS_CLOSING = 1 << 12,/* we sent a close frame and wait for the client's */
     CF_WS_FAILED = 1 << 13, /* ... after a protocol error: nothing more is processed */
+    CF_PAUSED = 1 << 14,    /* reading stopped: a full request waits behind an answer */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -239,6 +240,9 @@ int server_start(struct server *s);
 int server_run(struct server *s, const int *listen_fds);
 void server_wait(struct server *s);
 void conn_mark_dirty(struct worker *w, struct conn *c);
+/* Stops reading from c (TCP then holds the client back) / starts again. */
+void conn_pause(struct worker *w, struct conn *c);
+void conn_resume(struct worker *w, struct conn *c);
 void conn_queue(struct worker *w, struct conn *c, struct rc *owner, const char *base, size_t len);
 void conn_queue_copy(struct worker *w, struct conn *c, const char *base, size_t len);
 /* Drops what is queued for c and not yet handed to the kernel. */

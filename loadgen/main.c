@@ -473,5 +473,9 @@ int main(int argc, char **argv)
     hist_free(lat);
     if (server_died)
         return 3;
-    return lost || reord || mism || SUM(r, publish_failed) ? 1 : 0;
+    if (unanswered)
+        fprintf(stderr, "ringload: %llu publishes were never answered: the server fell behind the "
+                        "publishing schedule (lower --publish-rate, or fewer subscribers)\n",
+                (unsigned long long)unanswered);
+    return lost || reord || mism || SUM(r, publish_failed) || unanswered ? 1 : 0;
 }

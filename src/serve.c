@@ -1150,6 +1150,9 @@ void serve_input(struct worker *w, struct conn *c)
                 ws_input(w, c);
             return;
         }
+        if ((c->flags & CF_PAUSED) && c->state == C_READ &&
+            (!rx || rx->len <= MAX_HEAD + w->cfg->max_message))
+            conn_resume(w, c); /* the answer it waited behind is out */
         if (!rx || rx->len == 0) {
             if (c->state == C_READ && c->tlist != T_KEEPALIVE) {
                 if (w->draining && !c->q)
@@ -1160,9 +1163,11 @@ void serve_input(struct worker *w, struct conn *c)
             return;
         }
         if (c->state != C_READ) {
-            /* Pipelined behind a request still being answered: hold it. */
+            /* Pipelined behind a request still being answered: hold it, and
+             * past a full request's worth stop reading until the answer is
+             * out (an open-loop publisher is slowed, not dropped). */
             if (rx->len > MAX_HEAD + w->cfg->max_message)
-                conn_close(w, c);
+                conn_pause(w, c);
             return;
         }
         if (!rx->http.head_len && !read_head(w, c, rx))

@@ -159,7 +159,7 @@ void conn_mark_dirty(struct worker *w, struct conn *c)
 
 static void arm_recv(struct worker *w, struct conn *c)
 {
-    if (c->flags & (CF_RECV_ARMED | CF_RECV_BUSY) || c->state == C_CLOSING)
+    if (c->flags & (CF_RECV_ARMED | CF_RECV_BUSY | CF_PAUSED) || c->state == C_CLOSING)
         return;
     struct io_uring_sqe *sqe = ring_sqe(&w->ring);
     if (has(w, FEAT_RECV_MULTISHOT)) {
@@ -201,7 +201,7 @@ static int rx_reserve(struct conn *c, size_t room)
 /* Poll mode: read what the socket holds into the connection's own buffer. */
 static void start_recv(struct worker *w, struct conn *c)
 {
-    if (c->flags & CF_RECV_BUSY || c->state == C_CLOSING)
+    if (c->flags & (CF_RECV_BUSY | CF_PAUSED) || c->state == C_CLOSING)
         return;
     if (rx_reserve(c, RX_MIN / 2) < 0) {
         STAT_ADD(&w->stats, drops_nomem, 1);
@@ -278,6 +278,25 @@ static void cancel_op(struct worker *w, struct conn *c, int op)
     struct io_uring_sqe *sqe = ring_sqe(&w->ring);
     io_uring_prep_cancel64(sqe, ud(op, conn_slot(w, c), c->gen), 0);
     sqe->user_data = ud(OP_IGNORE, 0, 0);
+}
+
+void conn_pause(struct worker *w, struct conn *c)
+{
+    if (c->flags & CF_PAUSED)
+        return;
+    c->flags |= CF_PAUSED;
+    /* Bytes already on their way still arrive; then the socket buffer fills
+     * and TCP's window holds the client. */
+    if (c->flags & CF_RECV_ARMED)
+        cancel_op(w, c, has(w, FEAT_RECV_MULTISHOT) ? OP_RECV : OP_POLL);
+}
+
+void conn_resume(struct worker *w, struct conn *c)
+{
+    if (!(c->flags & CF_PAUSED))
+        return;
+    c->flags &= ~CF_PAUSED;
+    arm_recv(w, c);
 }
 
 void conn_close(struct worker *w, struct conn *c)
@@ -936,6 +955,8 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
         c->flags |= CF_EOF | CF_CLOSE_AFTER;
         return;
     }
+    if (res == -ECANCELED && (c->flags & CF_PAUSED))
+        return; /* conn_pause's doing */
     if (res <= 0) {
         if (res == 0)
             c->flags |= CF_EOF;
@@ -974,6 +995,8 @@ static void on_poll(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
         conn_maybe_free(w, c);
         return;
     }
+    if (cqe->res == -ECANCELED && (c->flags & CF_PAUSED))
+        return; /* conn_pause's doing */
     if (cqe->res < 0) {
         conn_close(w, c);
         return;
