@@ -16,14 +16,14 @@ CSTD     := -std=gnu11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -Iinclude
 CFLAGS   ?= -O2 -g
-LDLIBS   := -luring -lwolfssl -lpthread -lm
+LDLIBS   := -luring -lwolfssl -lz -lpthread -lm
 TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS)
 SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN     := -O1 -g -fsanitize=thread
 FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 20
 
-DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev libcriterion-dev libhttp-parser-dev \
+DEB_PKGS := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libcriterion-dev libhttp-parser-dev \
             clang libclang-rt-14-dev python3 curl python3-websockets nodejs node-ws
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
