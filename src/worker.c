@@ -266,6 +266,8 @@ static void conn_maybe_free(struct worker *w, struct conn *c)
     free(c->rx);
     c->q = NULL;
     c->rx = NULL;
+    wsdeflate_inflater_free(w->inflaters[conn_slot(w, c)]);
+    w->inflaters[conn_slot(w, c)] = NULL;
     c->gen++;
     c->state = C_FREE;
     w->freelist[w->nfree++] = conn_slot(w, c);
@@ -1034,8 +1036,11 @@ static int worker_setup(struct worker *w)
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     w->freelist = mmap(NULL, (size_t)w->nslots * sizeof(uint32_t), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED)
+    w->inflaters = mmap(NULL, (size_t)w->nslots * sizeof(*w->inflaters), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED || w->inflaters == MAP_FAILED)
         return -ENOMEM;
+    wsdeflate_init(&w->wsz);
     /* Lowest slots first, so the touched part of the table stays dense. */
     for (uint32_t i = 0; i < w->nslots; i++)
         w->freelist[i] = w->nslots - 1 - i;
@@ -1070,7 +1075,9 @@ static void worker_teardown(struct worker *w)
         if (c->q)
             outq_release(c->q);
         free(c->rx);
+        wsdeflate_inflater_free(w->inflaters[s]);
     }
+    wsdeflate_destroy(&w->wsz);
     for (int i = 0; i < w->srv->nworkers; i++)
         free(w->overflow[i].items);
     free(w->overflow);
@@ -1080,6 +1087,7 @@ static void worker_teardown(struct worker *w)
     free(w->reap);
     munmap(w->conns, (size_t)w->nslots * sizeof(struct conn));
     munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
+    munmap(w->inflaters, (size_t)w->nslots * sizeof(*w->inflaters));
     ring_exit(&w->ring);
 }
 
