@@ -237,9 +237,14 @@ int wsdeflate_compress(struct wsdeflate *z, int narrow, const span_t *parts, int
 {
     z_stream *s = &z->def[narrow ? 1 : 0];
     if (!z->def_ready[narrow ? 1 : 0]) {
+        /* Level 6 (zlib's default): on a 1 KiB JSON-like message levels 1 and
+         * 3 save a third of the time but send ~7% more; it is paid once per
+         * message. The narrow window gets memLevel 4: with 8 its 512-byte
+         * window slides the 64 KB hash table every few hundred bytes, which
+         * doubles the time for no gain in size. */
         int bits = narrow ? WSDEFLATE_NARROW_BITS : 15;
-        if (deflateInit2(s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) !=
-            Z_OK)
+        if (deflateInit2(s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -bits, narrow ? 4 : 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
             return -ENOMEM;
         z->def_ready[narrow ? 1 : 0] = 1;
     } else {
