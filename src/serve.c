@@ -914,6 +914,8 @@ static void ws_on_close(struct worker *w, struct conn *c, struct ws_reader *r)
  * a message in progress (data[0..assembled)) and raw frames. A fragment's
  * payload is moved down to join the assembled ones; a complete message is
  * published from where it lies, so a one-frame message is never copied here.
+ * A compressed message (permessage-deflate) is assembled compressed and
+ * inflated whole once complete, into the worker's buffer (ws_inflate).
  */
 /* Header plus payload length of the frame at p[0..n), from its length
  * field alone; 0 while the header is incomplete. */
@@ -1046,7 +1048,8 @@ static void ws_input(struct worker *w, struct conn *c)
         uint32_t next = off + (uint32_t)hl + plen;
         ws_unmask(payload, plen, f.mask, 0);
         int ev = ws_reader_frame(&rx->ws.r, &f, span_of(payload, plen));
-        if (ev > 0 && (ev == WS_EV_FRAGMENT || ev == WS_EV_MESSAGE) && !rx->ws.r.compressed &&
+        /* The reader allows wire_max; an uncompressed message gets max. */
+        if ((ev == WS_EV_FRAGMENT || ev == WS_EV_MESSAGE) && !rx->ws.r.compressed &&
             (rx->ws.mid ? rx->ws.assembled : 0) + (uint64_t)plen > w->cfg->max_message)
             ev = WS_ERR_TOO_BIG;
         if (ev < 0) {
