@@ -78,13 +78,13 @@ static inline int wsdeflate_narrow(const struct wsdeflate_params *p)
 /* One worker's zlib streams and scratch buffers, each set up on first use.
  * Zero-initialised (or wsdeflate_init) is the empty state. */
 struct wsdeflate {
-    z_stream def[2];    /* [0]: window 15, [1]: WSDEFLATE_NARROW_BITS */
-    z_stream inf;       /* for clients with client_no_context_takeover */
+    z_stream def[2]; /* [0]: window 15, [1]: WSDEFLATE_NARROW_BITS */
+    z_stream inf;    /* for clients with client_no_context_takeover */
     uint8_t def_ready[2];
     uint8_t inf_ready;
-    char *zbuf;         /* wsdeflate_compress output */
+    char *zbuf; /* wsdeflate_compress output */
     size_t zcap;
-    char *ibuf;         /* wsdeflate_inflate output */
+    char *ibuf; /* wsdeflate_inflate output */
     size_t icap;
 };
 

@@ -192,8 +192,9 @@ int wsdeflate_negotiate(span_t v, struct wsdeflate_params *p)
 
 size_t wsdeflate_response(const struct wsdeflate_params *p, char out[WSDEFLATE_RESPONSE_MAX])
 {
-    int n = snprintf(out, WSDEFLATE_RESPONSE_MAX, "permessage-deflate; server_no_context_takeover%s",
-                     p->client_no_context_takeover ? "; client_no_context_takeover" : "");
+    int n =
+        snprintf(out, WSDEFLATE_RESPONSE_MAX, "permessage-deflate; server_no_context_takeover%s",
+                 p->client_no_context_takeover ? "; client_no_context_takeover" : "");
     if (p->server_max_window_bits)
         n += snprintf(out + n, WSDEFLATE_RESPONSE_MAX - (size_t)n, "; server_max_window_bits=%u",
                       (unsigned)p->server_max_window_bits);

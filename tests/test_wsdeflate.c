@@ -45,8 +45,9 @@ static const struct ocase offers[] = {
     {"python websockets", "permessage-deflate; client_max_window_bits", 1, 0, 0, 15, NULL},
     {"client nct", "permessage-deflate; client_no_context_takeover", 1, 1, 0, 0,
      "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
-    {"all four", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
-                 "server_max_window_bits=10; client_max_window_bits=12",
+    {"all four",
+     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+     "server_max_window_bits=10; client_max_window_bits=12",
      1, 1, 10, 12,
      "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
      "server_max_window_bits=10"},
@@ -58,12 +59,12 @@ static const struct ocase offers[] = {
     {"spaces and tabs", " permessage-deflate \t;\tclient_max_window_bits = 9 , x", 1, 0, 0, 9,
      NULL},
     {"case", "PerMessage-Deflate; Client_No_Context_Takeover", 1, 1, 0, 0, NULL},
-    {"second offer taken", "permessage-deflate; server_max_window_bits=8, permessage-deflate", 1,
-     0, 0, 0, NULL},
+    {"second offer taken", "permessage-deflate; server_max_window_bits=8, permessage-deflate", 1, 0,
+     0, 0, NULL},
     {"after another extension", "x-webkit-deflate-frame; max_window_bits=8, permessage-deflate", 1,
      0, 0, 0, NULL},
-    {"first acceptable wins",
-     "permessage-deflate; client_no_context_takeover, permessage-deflate", 1, 1, 0, 0, NULL},
+    {"first acceptable wins", "permessage-deflate; client_no_context_takeover, permessage-deflate",
+     1, 1, 0, 0, NULL},
     {"bad offer then good", "permessage-deflate; foo, permessage-deflate; client_max_window_bits",
      1, 0, 0, 15, NULL},
     /* declined */
@@ -79,8 +80,8 @@ static const struct ocase offers[] = {
     {"cmwb word", "permessage-deflate; client_max_window_bits=ten", 0, 0, 0, 0, NULL},
     {"snct with value", "permessage-deflate; server_no_context_takeover=1", 0, 0, 0, 0, NULL},
     {"cnct with value", "permessage-deflate; client_no_context_takeover=\"\"", 0, 0, 0, 0, NULL},
-    {"repeated", "permessage-deflate; client_no_context_takeover; client_no_context_takeover", 0,
-     0, 0, 0, NULL},
+    {"repeated", "permessage-deflate; client_no_context_takeover; client_no_context_takeover", 0, 0,
+     0, 0, NULL},
     {"unknown parameter", "permessage-deflate; mux", 0, 0, 0, 0, NULL},
     {"prefix of the name", "permessage-deflat", 0, 0, 0, 0, NULL},
     {"longer name", "permessage-deflate2", 0, 0, 0, 0, NULL},
@@ -156,8 +157,8 @@ Test(wsdeflate, response_fits)
 
 static char *json_like(size_t n)
 {
-    static const char *words[] = {"price", "volume", "symbol", "ACME", "timestamp", "bid", "ask",
-                                  "exchange", "NYSE", "delta"};
+    static const char *words[] = {"price", "volume", "symbol",   "ACME", "timestamp",
+                                  "bid",   "ask",    "exchange", "NYSE", "delta"};
     char *s = malloc(n + 1);
     size_t k = 0;
     unsigned seed = 7;
@@ -406,9 +407,8 @@ Test(wsdeflate, msg_frames_racing_workers)
     char *body = json_like(4096);
     for (int round = 0; round < 20; round++) {
         /* Round 0 is not counted: glibc keeps what the first threads made. */
-        size_t before = __sanitizer_get_current_allocated_bytes
-                            ? __sanitizer_get_current_allocated_bytes()
-                            : 0;
+        size_t before =
+            __sanitizer_get_current_allocated_bytes ? __sanitizer_get_current_allocated_bytes() : 0;
         struct msg *m = msg_new(SPAN_LIT("race"), 1, 1, SPAN_NULL, span_of(body, 4096), 0, 0);
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, N);
