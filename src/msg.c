@@ -67,8 +67,7 @@ struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t even
 
 /* The compressed frame of one form of m, &ws_plain when it should not be
  * compressed, or NULL on ENOMEM. */
-static struct blob *ws_deflate_frame(const struct msg *m, int form, int narrow,
-                                     struct wsdeflate *z)
+static struct blob *ws_deflate_frame(const struct msg *m, int form, int narrow, struct wsdeflate *z)
 {
     span_t parts[2];
     int n = 1, opcode;
