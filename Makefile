@@ -16,7 +16,7 @@ CSTD     := -std=gnu11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS := -Iinclude
 CFLAGS   ?= -O2 -g
-LDLIBS   := -luring -lwolfssl -lpthread -lm
+LDLIBS   := -luring -lwolfssl -lz -lpthread -lm
 TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS)
 SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN     := -O1 -g -fsanitize=thread
@@ -24,7 +24,7 @@ FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,und
 FUZZ_SECONDS ?= 20
 
 # What building and running needs; what the tests need on top.
-RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev
+RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev
 TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl \
              python3-websockets nodejs node-ws
 

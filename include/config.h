@@ -38,6 +38,7 @@ struct config {
     uint32_t ws_timeout;     /* seconds to wait for a pong */
     uint32_t close_timeout;  /* seconds to wait for the client's close frame */
     int ws_publish;          /* client messages are published */
+    int ws_deflate;          /* permessage-deflate is negotiated when offered */
     char allow_origin[1024]; /* comma-separated origins, or "*" */
     uint32_t fault_drop;     /* testing load generators: skip every Nth delivery (0 = off) */
     uint32_t features;       /* allowed: FEAT_ALL minus --compat and --disable */

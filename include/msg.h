@@ -7,7 +7,9 @@
  * that hands an object to another worker or to a send queue takes a reference
  * first; whoever drops the last one frees it, on whatever thread that is.
  * Messages are never written after msg_new() returns, so any thread may read
- * them without further synchronisation beyond the ring hand-off.
+ * them without further synchronisation beyond the ring hand-off. The one
+ * exception is the permessage-deflate frames (ws_deflated): each is set at
+ * most once, by compare-and-swap, on whichever worker first needs it.
  */
 #ifndef RINGCAST_MSG_H
 #define RINGCAST_MSG_H
@@ -31,6 +33,11 @@ struct rc {
 };
 
 struct gather;
+struct blob;
+struct wsdeflate;
+
+/* Indexes of struct msg's ws_deflated. */
+enum { MSG_WS_RAW = 0, MSG_WS_JSON = 1 };
 
 /* A published message. Fields are read-only after msg_new(). */
 struct msg {
@@ -52,6 +59,10 @@ struct msg {
     span_t ws_json_head;
     uint8_t ws_hdr_len;
     uint8_t ws_hdr[14];  /* WS_MAX_HEADER; a server frame uses at most 10 */
+    /* permessage-deflate: the whole compressed frame of each form (raw,
+     * JSON) and window (15, narrow), NULL until a deflate subscriber first
+     * needs it; see msg_ws_deflated(). Owned by the message. */
+    struct blob *_Atomic ws_deflated[2][2];
     char data[];         /* channel, event, payload, sse, json */
 };
 
@@ -75,6 +86,21 @@ static inline span_t msg_event(const struct msg *m)
 {
     return span_of(m->data + m->chan_len, m->event_len);
 }
+
+/*
+ * The permessage-deflate frame of m in one form (MSG_WS_RAW or MSG_WS_JSON)
+ * and window (narrow: wsdeflate_narrow()): a text or binary frame with RSV1
+ * whose payload is the form's payload compressed alone (no context takeover).
+ * Built on the first call, with z (the calling worker's streams), and kept
+ * with the message: every later call, on any worker, returns the same bytes.
+ * Two workers that race both compress; one copy is kept and the other freed.
+ *
+ * Returns NULL when the frame should go uncompressed: the payload is under
+ * WSDEFLATE_MIN_SIZE, compressing does not make it smaller (remembered), or
+ * memory ran out (not remembered: a later call tries again). The blob lives
+ * as long as m: a send queue holds a reference to m, not to the blob.
+ */
+struct blob *msg_ws_deflated(struct msg *m, int form, int narrow, struct wsdeflate *z);
 
 /* A blob of len uninitialised bytes with refs = 1. NULL on ENOMEM. */
 struct blob *blob_new(size_t len);

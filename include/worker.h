@@ -18,6 +18,7 @@
 #include "msg.h"
 #include "ring.h"
 #include "ws.h"
+#include "wsdeflate.h"
 #include "spsc.h"
 #include "stats.h"
 
@@ -50,7 +51,10 @@ enum conn_flags {
     CF_WS_JSON = 1 << 11,   /* WebSocket subprotocol ringcast.json: frames are JSON */
     CF_WS_CLOSING = 1 << 12,/* we sent a close frame and wait for the client's */
     CF_WS_FAILED = 1 << 13, /* ... after a protocol error: nothing more is processed */
-    CF_PAUSED = 1 << 14,    /* reading stopped: a full request waits behind an answer */
+    CF_WS_DEFLATE = 1 << 14,/* permessage-deflate negotiated */
+    CF_WS_NARROW = 1 << 15, /* ... with server_max_window_bits < 15 (wsdeflate_narrow) */
+    CF_WS_CLIENT_NCT = 1 << 16, /* ... with client_no_context_takeover */
+    CF_PAUSED = 1 << 17,    /* reading stopped: a full request waits behind an answer */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -113,7 +117,7 @@ struct rxbuf {
 struct conn {
     uint32_t gen;        /* bumped on free: stale completions are recognised */
     uint8_t state;
-    uint16_t flags;
+    uint32_t flags;      /* CF_*; still 64 bytes in all: it takes padding */
     uint8_t tlist;
     uint8_t inflight;    /* operations in flight; the record is freed at 0 once closed */
     int32_t fd;          /* regular descriptor, or -1 with a direct one (= slot) */
@@ -124,6 +128,7 @@ struct conn {
     struct rxbuf *rx;
     struct outq *q;
 };
+_Static_assert(sizeof(struct conn) == 64, "struct conn: one cache line");
 
 /*
  * A channel's subscriber list holds ids: a connection slot for a connection
@@ -186,6 +191,13 @@ struct worker {
     uint8_t *bell;         /* targets to wake this round */
     int draining;
     uint32_t fault_count;  /* --fault-drop */
+
+    /* permessage-deflate: this worker's zlib streams, and per connection
+     * slot the inflate context of a client that keeps its context between
+     * messages (allocated on its first compressed message; nslots pointers,
+     * mmap'd like conns so untouched ones cost nothing). */
+    struct wsdeflate wsz;
+    struct wsdeflate_inflater **inflaters;
 
     struct stats stats;
 };

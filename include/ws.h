@@ -9,7 +9,7 @@
  * ws_error_close_code() turns into the status code to fail the connection
  * with; what to send, when to close and how to buffer is the connection
  * code's job. permessage-deflate is only provided for as far as RSV1 goes:
- * nothing here inflates.
+ * nothing here inflates (wsdeflate.h does).
  */
 #ifndef RINGCAST_WS_H
 #define RINGCAST_WS_H

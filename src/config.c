@@ -49,6 +49,7 @@ static const char usage[] =
     "  --drain S              shutdown grace period (default 5)\n"
     "  --sse-retry MS         SSE retry: field (default 3000)\n"
     "  --ws-publish on|off    publish what WebSocket subscribers send (default on)\n"
+    "  --ws-deflate on|off    negotiate permessage-deflate when offered (default on)\n"
     "  --ws-ping S            seconds between WebSocket pings (default 25)\n"
     "  --ws-timeout S         seconds to wait for a pong (default 10)\n"
     "  --close-timeout S      seconds to wait for a client's close frame (default 5)\n"
@@ -102,7 +103,7 @@ int config_parse(struct config *c, int argc, char **argv)
         .max_message = 65536, .header_timeout = 10, .keepalive_timeout = 60, .history = 100,
         .history_ttl = 0, .heartbeat = 15, .poll_timeout = 30, .max_queue = 1 << 20,
         .drain = 5, .sse_retry_ms = 3000, .features = FEAT_ALL, .ws_ping = 25, .ws_timeout = 10,
-        .close_timeout = 5, .ws_publish = 1,
+        .close_timeout = 5, .ws_publish = 1, .ws_deflate = 1,
     };
     snprintf(c->bind, sizeof(c->bind), "0.0.0.0");
     snprintf(c->allow_origin, sizeof(c->allow_origin), "*");
@@ -149,6 +150,13 @@ int config_parse(struct config *c, int argc, char **argv)
                 return -EINVAL;
             }
             c->ws_publish = strcmp(v, "on") == 0;
+            i++;
+        } else if (strcmp(f, "--ws-deflate") == 0 && v) {
+            if (strcmp(v, "on") && strcmp(v, "off")) {
+                fprintf(stderr, "ringcast: --ws-deflate %s: expected on or off\n", v);
+                return -EINVAL;
+            }
+            c->ws_deflate = strcmp(v, "on") == 0;
             i++;
         } else if (strcmp(f, "--allow-origin") == 0 && v) {
             if (strlen(v) >= sizeof(c->allow_origin) || !*v) {

@@ -1,6 +1,8 @@
 /*
  * msg.c: building messages (all wire forms in one allocation, once per
- * publish) and dropping references. Any thread may drop the last reference.
+ * publish), their permessage-deflate frames (at most once per form and
+ * window, on the first worker that needs one) and dropping references. Any
+ * thread may drop the last reference.
  */
 #include "msg.h"
 
@@ -9,6 +11,11 @@
 
 #include "wire.h"
 #include "ws.h"
+#include "wsdeflate.h"
+
+/* Stored in ws_deflated for "send this form uncompressed", so that the
+ * decision is made once too. Never freed, never handed out. */
+static struct blob ws_plain;
 
 struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t event, span_t payload,
                     int binary, uint64_t time_ms)
@@ -32,6 +39,9 @@ struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t even
     m->id = id;
     m->time_ms = time_ms;
     m->gather = NULL;
+    for (int f = 0; f < 2; f++)
+        for (int w = 0; w < 2; w++)
+            atomic_init(&m->ws_deflated[f][w], NULL);
 
     char *p = span_put(m->data, channel);
     span_t ev = span_of(p, event.len);
@@ -55,6 +65,64 @@ struct msg *msg_new(span_t channel, uint32_t chan_hash, uint64_t id, span_t even
     return m;
 }
 
+/* The compressed frame of one form of m, &ws_plain when it should not be
+ * compressed, or NULL on ENOMEM. */
+static struct blob *ws_deflate_frame(const struct msg *m, int form, int narrow, struct wsdeflate *z)
+{
+    span_t parts[2];
+    int n = 1, opcode;
+    size_t plain;
+    if (form == MSG_WS_JSON) {
+        /* ws_json_head is a frame header, then {"channel":"NAME", */
+        size_t text = 12 + m->chan_len + 2;
+        parts[0] = span_of(m->ws_json_head.base + m->ws_json_head.len - text, text);
+        parts[1] = span_of(m->json.base + 1, m->json.len - 1);
+        n = 2;
+        opcode = WS_OP_TEXT;
+        plain = m->ws_json_head.len + parts[1].len;
+        if (text + parts[1].len < WSDEFLATE_MIN_SIZE)
+            return &ws_plain;
+    } else {
+        parts[0] = m->payload;
+        opcode = m->binary ? WS_OP_BINARY : WS_OP_TEXT;
+        plain = m->ws_hdr_len + m->payload.len;
+        if (m->payload.len < WSDEFLATE_MIN_SIZE)
+            return &ws_plain;
+    }
+    span_t c;
+    if (wsdeflate_compress(z, narrow, parts, n, &c) < 0)
+        return NULL;
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_frame_header(hdr, opcode, 1, 1, c.len, NULL);
+    if (hl + c.len >= plain)
+        return &ws_plain;
+    struct blob *b = blob_new(hl + c.len);
+    if (!b)
+        return NULL;
+    memcpy(b->data, hdr, hl);
+    memcpy(b->data + hl, c.base, c.len);
+    return b;
+}
+
+struct blob *msg_ws_deflated(struct msg *m, int form, int narrow, struct wsdeflate *z)
+{
+    struct blob *_Atomic *slot = &m->ws_deflated[form ? 1 : 0][narrow ? 1 : 0];
+    struct blob *b = atomic_load_explicit(slot, memory_order_acquire);
+    if (!b) {
+        if (!(b = ws_deflate_frame(m, form, narrow, z)))
+            return NULL;
+        /* Release: whoever loads the pointer sees the bytes behind it. */
+        struct blob *first = NULL;
+        if (!atomic_compare_exchange_strong_explicit(slot, &first, b, memory_order_acq_rel,
+                                                     memory_order_acquire)) {
+            if (b != &ws_plain)
+                rc_put(&b->rc); /* another worker was first: use its copy */
+            b = first;
+        }
+    }
+    return b == &ws_plain ? NULL : b;
+}
+
 struct blob *blob_new(size_t len)
 {
     struct blob *b = malloc(sizeof(*b) + len);
@@ -72,5 +140,14 @@ void rc_put(struct rc *rc)
         return;
     if (atomic_fetch_sub_explicit(&rc->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (rc->type == RC_MSG) {
+        struct msg *m = (struct msg *)rc;
+        for (int f = 0; f < 2; f++)
+            for (int w = 0; w < 2; w++) {
+                struct blob *b = atomic_load_explicit(&m->ws_deflated[f][w], memory_order_relaxed);
+                if (b && b != &ws_plain)
+                    rc_put(&b->rc);
+            }
+    }
     free(rc);
 }

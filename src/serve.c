@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "util.h"
 #include "wire.h"
 #include "worker.h"
@@ -714,6 +715,12 @@ static void ws_close_by_server(struct worker *w, struct conn *c, unsigned code, 
         conn_timer_set(w, c, T_WSCLOSE);
 }
 
+/* Failures of a compressed message, besides ws.h's WS_ERR_*. */
+enum {
+    WS_ERR_INFLATE = -100, /* 1007: not valid deflate data */
+    WS_ERR_NOMEM = -101    /* 1011: no memory to inflate it */
+};
+
 static void ws_fail(struct worker *w, struct conn *c, int err)
 {
     STAT_ADD(&w->stats, ws_protocol_errors, 1);
@@ -722,15 +729,33 @@ static void ws_fail(struct worker *w, struct conn *c, int err)
     const char *why = code == WS_CLOSE_INVALID_DATA ? "invalid UTF-8"
                       : code == WS_CLOSE_TOO_BIG    ? "message exceeds --max-message"
                                                     : "protocol error";
+    if (err == WS_ERR_INFLATE) {
+        code = WS_CLOSE_INVALID_DATA;
+        why = "invalid compressed data";
+    } else if (err == WS_ERR_NOMEM) {
+        code = WS_CLOSE_INTERNAL;
+        why = "out of memory";
+    }
     ws_close_by_server(w, c, (unsigned)(code ? code : WS_CLOSE_PROTOCOL), why);
 }
 
 /* One message as a frame, from the message's shared bytes: a header and
- * the payload, or in JSON mode the channel-naming head and the JSON form. */
+ * the payload, or in JSON mode the channel-naming head and the JSON form.
+ * With permessage-deflate, the message's compressed frame, which the first
+ * subscriber to need it builds (on whatever worker) and all others share. */
 static void ws_queue_msg(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
 {
     if (node)
         node->last_id = m->id;
+    if (c->flags & CF_WS_DEFLATE) {
+        struct blob *z = msg_ws_deflated(m, (c->flags & CF_WS_JSON) ? MSG_WS_JSON : MSG_WS_RAW,
+                                         !!(c->flags & CF_WS_NARROW), &w->wsz);
+        if (z) {
+            rc_get(&m->rc); /* the message owns z */
+            conn_queue(w, c, &m->rc, z->data, z->len);
+            return;
+        }
+    }
     rc_get_n(&m->rc, 2);
     if (c->flags & CF_WS_JSON) {
         conn_queue(w, c, &m->rc, m->ws_json_head.base, m->ws_json_head.len);
@@ -806,19 +831,34 @@ static void do_ws(struct worker *w, struct conn *c, const struct http_request *r
     for (size_t i = 0; proto && i < req->num_headers; i++)
         json |= span_eq_nocase(req->headers[i].name, SPAN_LIT("Sec-WebSocket-Protocol")) &&
                 http_token_list_has(req->headers[i].value, SPAN_LIT("ringcast.json"));
+    /* The same for extensions; the first acceptable offer wins. */
+    struct wsdeflate_params zp;
+    int deflate = 0;
+    char ext[WSDEFLATE_RESPONSE_MAX];
+    size_t ext_len = 0;
+    for (size_t i = 0; w->cfg->ws_deflate && !deflate && i < req->num_headers; i++)
+        if (span_eq_nocase(req->headers[i].name, SPAN_LIT("Sec-WebSocket-Extensions")))
+            deflate = wsdeflate_negotiate(req->headers[i].value, &zp);
+    if (deflate)
+        ext_len = wsdeflate_response(&zp, ext);
     struct chan *chans[SERVE_MAX_CHANNELS];
     if (local_chans(w, c, t, chans) < 0)
         return;
-    char head[256];
+    char head[512];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %.*s\r\n%s\r\n",
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %.*s\r\n%s%s%.*s%s\r\n",
                      WS_ACCEPT_LEN, accept,
-                     json ? "Sec-WebSocket-Protocol: ringcast.json\r\n" : "");
+                     json ? "Sec-WebSocket-Protocol: ringcast.json\r\n" : "",
+                     deflate ? "Sec-WebSocket-Extensions: " : "", (int)ext_len, ext,
+                     deflate ? "\r\n" : "");
     conn_queue_copy(w, c, head, (size_t)n);
     c->flags &= ~CF_CLOSE_AFTER; /* the close handshake decides */
     if (json)
         c->flags |= CF_WS_JSON;
+    if (deflate)
+        c->flags |= CF_WS_DEFLATE | (wsdeflate_narrow(&zp) ? CF_WS_NARROW : 0) |
+                    (zp.client_no_context_takeover ? CF_WS_CLIENT_NCT : 0);
     if (subscribe_backlog(w, c, t, chans, &ws_ops) < 0 || (c->flags & CF_CLOSE_SENT))
         return;
     c->state = C_WS;
@@ -874,6 +914,8 @@ static void ws_on_close(struct worker *w, struct conn *c, struct ws_reader *r)
  * a message in progress (data[0..assembled)) and raw frames. A fragment's
  * payload is moved down to join the assembled ones; a complete message is
  * published from where it lies, so a one-frame message is never copied here.
+ * A compressed message (permessage-deflate) is assembled compressed and
+ * inflated whole once complete, into the worker's buffer (ws_inflate).
  */
 /* Header plus payload length of the frame at p[0..n), from its length
  * field alone; 0 while the header is incomplete. */
@@ -941,6 +983,45 @@ static void ws_fail_at(struct worker *w, struct conn *c, int err, uint32_t off)
     ws_skip_failed(w, c);
 }
 
+/*
+ * A client's compressed message, inflated (RFC 7692 section 7.2.2) into the
+ * worker's buffer, at most --max-message bytes, text checked as UTF-8.
+ * Returns 0 with *out set (valid until the next inflate on this worker), or
+ * the WS_ERR_* to fail the connection with.
+ */
+static int ws_inflate(struct worker *w, struct conn *c, span_t in, int text, span_t *out)
+{
+    struct wsdeflate_inflater *d = NULL;
+    if (!(c->flags & CF_WS_CLIENT_NCT)) {
+        /* The client keeps its window between messages, so must we: ~40 KB
+         * for the rest of the connection, from its first compressed one. */
+        struct wsdeflate_inflater **slot = &w->inflaters[conn_slot(w, c)];
+        if (!*slot && !(*slot = wsdeflate_inflater_new()))
+            return WS_ERR_NOMEM;
+        d = *slot;
+    }
+    int rc = wsdeflate_inflate(&w->wsz, d, in, w->cfg->max_message, out);
+    if (rc == WSDEFLATE_ERR_TOO_BIG)
+        return WS_ERR_TOO_BIG;
+    if (rc == WSDEFLATE_ERR_DATA)
+        return WS_ERR_INFLATE;
+    if (rc < 0)
+        return WS_ERR_NOMEM;
+    if (text && !utf8_is_valid((const uint8_t *)out->base, out->len))
+        return WS_ERR_UTF8;
+    return 0;
+}
+
+/* With deflate, a compressed payload may be a little longer than the
+ * message it inflates to (stored blocks: 5 bytes per up to 64 KB): frames
+ * get this much room over --max-message, and uncompressed messages are held
+ * to --max-message by ws_input itself. */
+static uint64_t ws_wire_max(const struct worker *w, const struct conn *c)
+{
+    uint64_t max = w->cfg->max_message;
+    return (c->flags & CF_WS_DEFLATE) ? max + max / 1024 + 64 : max;
+}
+
 static void ws_input(struct worker *w, struct conn *c)
 {
     struct rxbuf *rx = c->rx;
@@ -949,12 +1030,13 @@ static void ws_input(struct worker *w, struct conn *c)
         return;
     }
     uint32_t off = rx->ws.assembled;
+    uint64_t wire_max = ws_wire_max(w, c);
+    unsigned pflags = WS_FROM_CLIENT | ((c->flags & CF_WS_DEFLATE) ? WS_DEFLATE : 0);
     while (c->state == C_WS && off < rx->len) {
         struct ws_frame f;
         if (!rx->ws.mid)
-            ws_reader_init(&rx->ws.r, w->cfg->max_message);
-        int hl = ws_parse_frame(rx->data + off, rx->len - off, WS_FROM_CLIENT,
-                                w->cfg->max_message, &f);
+            ws_reader_init(&rx->ws.r, wire_max);
+        int hl = ws_parse_frame(rx->data + off, rx->len - off, pflags, wire_max, &f);
         if (hl == WS_INCOMPLETE)
             break;
         if (hl < 0) {
@@ -966,6 +1048,10 @@ static void ws_input(struct worker *w, struct conn *c)
         uint32_t next = off + (uint32_t)hl + plen;
         ws_unmask(payload, plen, f.mask, 0);
         int ev = ws_reader_frame(&rx->ws.r, &f, span_of(payload, plen));
+        /* The reader allows wire_max; an uncompressed message gets max. */
+        if ((ev == WS_EV_FRAGMENT || ev == WS_EV_MESSAGE) && !rx->ws.r.compressed &&
+            (rx->ws.mid ? rx->ws.assembled : 0) + (uint64_t)plen > w->cfg->max_message)
+            ev = WS_ERR_TOO_BIG;
         if (ev < 0) {
             ws_fail_at(w, c, ev, next);
             return;
@@ -985,6 +1071,13 @@ static void ws_input(struct worker *w, struct conn *c)
             if (ev == WS_EV_MESSAGE) {
                 span_t msg = rx->ws.mid ? span_of(rx->data, rx->ws.assembled)
                                         : span_of(payload, plen);
+                int err = rx->ws.r.compressed
+                              ? ws_inflate(w, c, msg, rx->ws.r.opcode == WS_OP_TEXT, &msg)
+                              : 0;
+                if (err < 0) {
+                    ws_fail_at(w, c, err, next);
+                    return;
+                }
                 ws_publish(w, c, msg, rx->ws.r.opcode == WS_OP_BINARY);
                 rx->ws.assembled = 0;
                 rx->ws.mid = 0;

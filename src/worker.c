@@ -266,6 +266,8 @@ static void conn_maybe_free(struct worker *w, struct conn *c)
     free(c->rx);
     c->q = NULL;
     c->rx = NULL;
+    wsdeflate_inflater_free(w->inflaters[conn_slot(w, c)]);
+    w->inflaters[conn_slot(w, c)] = NULL;
     c->gen++;
     c->state = C_FREE;
     w->freelist[w->nfree++] = conn_slot(w, c);
@@ -1089,8 +1091,11 @@ static int worker_setup(struct worker *w)
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     w->freelist = mmap(NULL, (size_t)w->nslots * sizeof(uint32_t), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED)
+    w->inflaters = mmap(NULL, (size_t)w->nslots * sizeof(*w->inflaters), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED || w->inflaters == MAP_FAILED)
         return -ENOMEM;
+    wsdeflate_init(&w->wsz);
     /* Lowest slots first, so the touched part of the table stays dense. */
     for (uint32_t i = 0; i < w->nslots; i++)
         w->freelist[i] = w->nslots - 1 - i;
@@ -1125,16 +1130,18 @@ static void worker_teardown(struct worker *w)
         if (c->q)
             outq_release(c->q);
         free(c->rx);
+        wsdeflate_inflater_free(w->inflaters[s]);
     }
-    for (int i = 0; i < w->srv->nworkers; i++)
-        free(w->overflow[i].items);
-    free(w->overflow);
+    wsdeflate_destroy(&w->wsz);
+    /* w->overflow's items are retired by server_wait, once every worker
+     * has stopped. */
     free(w->bell);
     free(w->dirty);
     free(w->subs);
     free(w->reap);
     munmap(w->conns, (size_t)w->nslots * sizeof(struct conn));
     munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
+    munmap(w->inflaters, (size_t)w->nslots * sizeof(*w->inflaters));
     ring_exit(&w->ring);
 }
 
@@ -1252,6 +1259,29 @@ int server_run(struct server *s, const int *listen_fds)
     return 0;
 }
 
+/*
+ * An item nobody will handle any more (every worker has stopped): drop its
+ * reference, and stand in for the workers that never answered a gather, so
+ * the gather is freed with its last share.
+ */
+static void retire_item(struct rc *item)
+{
+    if (item->type == RC_GATHER) {
+        /* One gather goes round every worker under a single reference: it
+         * is freed when its count of answers to come reaches zero. */
+        struct gather *g = (struct gather *)item;
+        if (atomic_load(&g->pending) == 0 || atomic_fetch_sub(&g->pending, 1) == 1)
+            rc_put(item);
+        return;
+    }
+    if (item->type == RC_MSG) {
+        struct gather *g = ((struct msg *)item)->gather;
+        if (g && atomic_fetch_sub(&g->pending, 1) == 1)
+            rc_put(&g->rc);
+    }
+    rc_put(item);
+}
+
 void server_wait(struct server *s)
 {
     for (int i = 0; i < s->nworkers; i++)
@@ -1260,9 +1290,18 @@ void server_wait(struct server *s)
         if (i / s->nworkers != i % s->nworkers) {
             void *item;
             while (spsc_pop(&s->mesh[i], &item))
-                rc_put(item);
+                retire_item(item);
             spsc_destroy(&s->mesh[i]);
         }
+    for (int i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        for (int d = 0; w->overflow && d < s->nworkers; d++) {
+            for (uint32_t k = 0; k < w->overflow[d].n; k++)
+                retire_item(w->overflow[d].items[k]);
+            free(w->overflow[d].items);
+        }
+        free(w->overflow);
+    }
     for (int i = 0; i < s->nworkers; i++)
         close(s->workers[i].efd);
     free(s->mesh);

@@ -44,6 +44,7 @@ import test_multi  # noqa: E402,F401
 import test_load  # noqa: E402,F401
 import test_ws  # noqa: E402,F401
 import test_ws_clients  # noqa: E402,F401
+import test_ws_deflate  # noqa: E402,F401
 import test_ringload  # noqa: E402,F401
 import test_lifecycle  # noqa: E402,F401
 

@@ -152,13 +152,18 @@ def ws_handshake(t):
             c.handshake("/sub/h", protocols=offer)
             c.check_accept(what)
             eq(c.head.header("sec-websocket-protocol"), want, "Sec-WebSocket-Protocol answered to " + what)
-        # permessage-deflate is declined (README: not yet)
+        # permessage-deflate is accepted, always with server_no_context_takeover (README);
+        # test_ws_deflate.py has the rest
         c = raw_conn(s)
         c.handshake("/sub/h", headers=[("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")])
         c.check_accept("deflate offer")
+        eq(c.head.header("sec-websocket-extensions"), "permessage-deflate; server_no_context_takeover",
+           "Sec-WebSocket-Extensions answered to permessage-deflate; client_max_window_bits")
+        c = raw_conn(s)
+        c.handshake("/sub/h", headers=[("Sec-WebSocket-Extensions", "x-webkit-deflate-frame")])
+        c.check_accept("unknown extension offer")
         check(c.head.header("sec-websocket-extensions") is None,
-              "permessage-deflate offer: 101 names an extension %r (README: declined)",
-              c.head.header("sec-websocket-extensions"))
+              "x-webkit-deflate-frame offer: 101 names an extension %r", c.head.header("sec-websocket-extensions"))
         s.publish("h", "after")
         eq(ws.texts(1), ["after"], "the first subscriber after all that")
         # last, so that a failure here does not hide the checks above

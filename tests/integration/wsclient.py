@@ -23,6 +23,7 @@ import hashlib
 import os
 import struct
 import time
+import zlib
 
 import client
 from client import Closed, ProtocolError, Timeout, parse_head
@@ -121,6 +122,12 @@ class WSConn(client.Conn):
         self.pongs = []
         self._frag = None  # [opcode, bytearray] of a data message in progress
         self.violation = None
+        # permessage-deflate: set deflate_bits (the window the server may use, 15 unless
+        # server_max_window_bits) after a handshake that negotiated it. Each compressed message
+        # is inflated alone (the server always uses server_no_context_takeover) and stored
+        # inflated in messages; compressed[i] says whether messages[i] came with RSV1.
+        self.deflate_bits = None
+        self.compressed = []
 
     def fileno(self):
         return self.sock.fileno()
@@ -159,6 +166,13 @@ class WSConn(client.Conn):
         self.head = resp
         if status == 101:
             self.upgraded = True
+            ext = resp.header("sec-websocket-extensions")
+            if ext and ext.split(";")[0].strip() == "permessage-deflate":
+                self.deflate_bits = 15
+                for p in ext.split(";")[1:]:
+                    k, _, v = p.strip().partition("=")
+                    if k == "server_max_window_bits":
+                        self.deflate_bits = int(v.strip('"'))
             self._parse()  # frames that came with the head
         else:
             cl = resp.header("content-length")
@@ -238,8 +252,10 @@ class WSConn(client.Conn):
                     self._violate("64-bit length %d not minimal or top bit set" % n)
             if masked:
                 self._violate("masked (a server must not mask)")
-            if rsv:
-                self._violate("RSV bits %d set (no extension was negotiated)" % rsv)
+            if rsv and not (rsv == 4 and self.deflate_bits and op in (OP_TEXT, OP_BINARY)):
+                self._violate("RSV bits %d set on a %s frame (%s)" % (
+                    rsv, OP_NAMES.get(op, op), "deflate negotiated: RSV1 only on text or binary"
+                    if self.deflate_bits else "no extension was negotiated"))
             if op not in OP_NAMES:
                 self._violate("reserved opcode %d" % op)
             if op >= 8 and (not fin or n > 125):
@@ -272,12 +288,23 @@ class WSConn(client.Conn):
                 self._frag[1] += payload
                 if fin:
                     self.messages.append((self._frag[0], bytes(self._frag[1])))
+                    self.compressed.append(False)
                     self._frag = None
             else:
                 if self._frag is not None:
                     self._violate("new data frame inside a fragmented message")
+                if rsv:
+                    if not fin:
+                        self._violate("a fragmented compressed message (the server never fragments)")
+                    try:
+                        d = zlib.decompressobj(-self.deflate_bits)
+                        payload = d.decompress(payload + b"\x00\x00\xff\xff")
+                    except zlib.error as e:
+                        self._violate("compressed payload does not inflate alone with window %d: %s"
+                                      % (self.deflate_bits, e))
                 if fin:
                     self.messages.append((op, payload))
+                    self.compressed.append(bool(rsv))
                 else:
                     self._frag = [op, bytearray(payload)]
 
