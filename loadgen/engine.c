@@ -63,6 +63,7 @@ struct lclient {
     struct sse_parser *p;
     uint64_t baseline, next_seq, id_offset;
     uint8_t have_offset;
+    uint8_t id_form; /* SSE: 0 none yet, 1 decimal ids, 2 "A:B" ids (see parse_id) */
     char wskey[24]; /* WebSocket: the Sec-WebSocket-Key sent */
     /* pollers: the last id seen, when the next short poll is due, and what the
      * publishers had acknowledged when the last answered request was sent */
@@ -290,6 +291,32 @@ static int parse_payload(span_t d, uint64_t *seq, uint64_t *tns)
     return 0;
 }
 
+/* A server's SSE id: decimal (ringcast: 1, 2, 3, ...; returns 1, *a = it)
+ * or two decimal fields "A:B" (nchan: "1700000000:0"; returns 2, B below
+ * 2^24). 0 for anything else, an empty id included. */
+static int parse_id(span_t s, uint64_t *a, uint64_t *b)
+{
+    const char *p = s.base, *end = s.base + s.len;
+    uint64_t v[2] = {0, 0};
+    int f = 0;
+    for (;;) {
+        if (p == end || *p < '0' || *p > '9' || end - p > 19)
+            return 0;
+        while (p < end && *p >= '0' && *p <= '9')
+            v[f] = v[f] * 10 + (uint64_t)(*p++ - '0');
+        f++;
+        if (p == end)
+            break;
+        if (*p++ != ':' || f == 2)
+            return 0;
+    }
+    if (f == 2 && (v[1] >> 24 || v[0] >> 39))
+        return 0;
+    *a = v[0];
+    *b = v[1];
+    return f;
+}
+
 /* Checks one delivery to subscriber c: sequence seq, intended send time
  * tns, server id id. measure: its latency goes into the histograms (not for
  * short polls, whose latency is their poll interval by design). */
@@ -330,13 +357,26 @@ static void on_event(struct engine_thread *t, struct engine *e, struct lclient *
         CNT(t, server_gaps, 1);
         return;
     }
-    uint64_t seq, tns, id = 0;
+    uint64_t seq, tns, id, lo;
     if (parse_payload(ev->data, &seq, &tns) < 0) {
         CNT(t, protocol_errors, 1);
         return;
     }
-    for (size_t i = 0; i < ev->id.len; i++)
-        id = id * 10 + (uint64_t)(ev->id.base[i] - '0');
+    int form = parse_id(ev->id, &id, &lo);
+    if (form == 0 || (c->id_form && form != c->id_form)) {
+        CNT(t, id_mismatch, 1); /* no id, not one of the two forms, or the form changed */
+        id = seq + c->id_offset; /* nothing to step-check */
+    } else if (form == 2) {
+        /* "A:B" (nchan: the publish time in seconds and a counter within
+         * it): not in step with the sequence, but each id must be above the
+         * last one. Packed as A << 24 | B. */
+        uint64_t key = id << 24 | lo;
+        if (c->id_form && key <= c->last_id)
+            CNT(t, id_mismatch, 1);
+        c->last_id = key;
+        id = seq + c->id_offset; /* the step check below does not apply */
+    }
+    c->id_form = (uint8_t)(form ? form : c->id_form);
     check_seq(t, e, c, seq, tns, id, now, 1);
 }
 
@@ -356,6 +396,14 @@ static void subscribed(struct engine_thread *t, struct lclient *c)
 static int status_ok(const char *p, size_t n)
 {
     return n >= 12 && (memcmp(p, "HTTP/1.1 200", 12) == 0 || memcmp(p, "HTTP/1.0 200", 12) == 0);
+}
+
+/* A publish answer: any 2xx accepts the message (ringcast answers 200;
+ * nchan 201 when the channel has subscribers, 202 when it has none). */
+static int status_2xx(const char *p, size_t n)
+{
+    return n >= 12 && (memcmp(p, "HTTP/1.1 2", 10) == 0 || memcmp(p, "HTTP/1.0 2", 10) == 0) &&
+           p[10] >= '0' && p[10] <= '9' && p[11] >= '0' && p[11] <= '9';
 }
 
 /* Length of the response head in p[0..n) through its blank line, 0 if the
@@ -795,7 +843,7 @@ static void pub_answers(struct engine_thread *t, struct lclient *c, const char *
         size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
         if (c->rxlen - off < head + body)
             break;
-        int ok = status_ok(c->rx + off, head);
+        int ok = status_2xx(c->rx + off, head);
         uint64_t k = c->answered++;
         if (ok) {
             uint32_t ch = pub_chan(t, c, k);
@@ -1024,8 +1072,11 @@ static void *engine_main(void *arg)
             double n = (double)(now - ramp_start) / 1e9 * per_thread_ramp + 1;
             allowed = n < e->ncl ? (uint32_t)n : e->ncl;
         }
-        while (e->nopened < allowed)
-            open_client(t, e, e->nopened++);
+        while (e->nopened < allowed) {
+            uint32_t i = e->nopened++;
+            if (e->cl[i].state != S_DEAD) /* publishers with nothing to publish stay unopened */
+                open_client(t, e, i);
+        }
         if (phase == PH_WARMUP || phase == PH_MEASURE || phase == PH_DRAIN)
             for (uint32_t i = 0; i < e->npub; i++)
                 if (e->cl[i].state == S_STREAM)

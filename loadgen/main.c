@@ -285,7 +285,11 @@ int main(int argc, char **argv)
         }
     }
     uint64_t nsubs = (uint64_t)sc->sse + sc->ws + sc->longpoll + sc->poll;
-    uint64_t want = nsubs + sc->publishers, last_pub = 0, last_del = 0;
+    /* Publishers that own no channel, or have nothing to publish, never connect. */
+    uint32_t npubs = sc->publish_rate > 0 ? (sc->publishers < sc->channels ? sc->publishers
+                                                                            : sc->channels)
+                                          : 0;
+    uint64_t want = nsubs + npubs, last_pub = 0, last_del = 0;
     uint64_t next_print = start + 1000000000ull, connected_at = 0;
     long srv_after_ramp = -1, own_after_ramp = -1;
     int server_died = 0;
