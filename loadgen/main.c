@@ -290,6 +290,7 @@ int main(int argc, char **argv)
                                                                             : sc->channels)
                                           : 0;
     uint64_t want = nsubs + npubs, last_pub = 0, last_del = 0;
+    uint64_t drain_seen = 0, drain_quiet_since = 0;
     uint64_t next_print = start + 1000000000ull, connected_at = 0;
     long srv_after_ramp = -1, own_after_ramp = -1;
     int server_died = 0;
@@ -336,8 +337,17 @@ int main(int argc, char **argv)
         } else if (phase == PH_MEASURE && now >= r->stop_ns) {
             atomic_store(&r->phase, PH_DRAIN);
         } else if (phase == PH_DRAIN) {
+            /* Done when every publish is answered and deliveries have stopped
+             * coming for half a second (a late fan-out is late, not lost), or
+             * after 5 s in any case. */
             uint64_t answered = SUM(r, acked) + SUM(r, publish_failed);
-            if ((answered >= SUM(r, published) && now >= r->stop_ns + 500000000ull) ||
+            uint64_t delivered = SUM(r, deliveries);
+            if (delivered != drain_seen) {
+                drain_seen = delivered;
+                drain_quiet_since = now;
+            }
+            if ((answered >= SUM(r, published) && now >= r->stop_ns + 500000000ull &&
+                 now >= drain_quiet_since + 500000000ull) ||
                 now >= r->stop_ns + 5000000000ull) {
                 atomic_store(&r->phase, PH_DONE);
                 break;
