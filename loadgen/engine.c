@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -767,6 +768,22 @@ static void pheap_down(struct engine *e)
     e->pheap[k] = x;
 }
 
+/* Frames the next Content-Length response in p[0..n): 1 with its head and
+ * body lengths once all of it is in, else 0. */
+static int next_response(const char *p, size_t n, size_t *head, size_t *body)
+{
+    *head = head_end(p, n);
+    if (!*head)
+        return 0;
+    *body = 0;
+    for (size_t i = 0; i + 15 <= *head; i++)
+        if ((i == 0 || p[i - 1] == '\n') && strncasecmp(p + i, "Content-Length:", 15) == 0) {
+            *body = strtoul(p + i + 15, NULL, 10);
+            break;
+        }
+    return n - *head >= *body;
+}
+
 /* Answers on a poller's keep-alive connection: Content-Length framed. */
 static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
                        const char *p, size_t n, uint64_t now)
@@ -777,12 +794,8 @@ static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient
     }
     size_t off = 0;
     while (c->state == S_STREAM) {
-        size_t head = head_end(c->rx + off, c->rxlen - off);
-        if (!head)
-            break;
-        const char *cl = memmem(c->rx + off, head, "Content-Length:", 15);
-        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (c->rxlen - off < head + body)
+        size_t head, body;
+        if (!next_response(c->rx + off, c->rxlen - off, &head, &body))
             break;
         if (!status_ok(c->rx + off, head)) {
             if (c->kind == K_POLL && !(c->flags & CF_SINCE))
@@ -836,12 +849,8 @@ static void pub_answers(struct engine_thread *t, struct lclient *c, const char *
     }
     size_t off = 0;
     for (;;) {
-        size_t head = head_end(c->rx + off, c->rxlen - off);
-        if (!head)
-            break;
-        const char *cl = memmem(c->rx + off, head, "Content-Length:", 15);
-        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (c->rxlen - off < head + body)
+        size_t head, body;
+        if (!next_response(c->rx + off, c->rxlen - off, &head, &body))
             break;
         int ok = status_2xx(c->rx + off, head);
         uint64_t k = c->answered++;
