@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "wire.h"
+#include "ref_utf8.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -114,36 +115,6 @@ static void random_bytes(char *buf, size_t n)
 
 /* ---- reference UTF-8 validation (RFC 3629) -------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[i], or 0. Decodes the code point and
- * rejects overlong forms by the smallest value each length may carry,
- * surrogates and anything above U+10FFFF. */
-static size_t ref_utf8_len(const unsigned char *s, size_t n, size_t i)
-{
-    unsigned c = s[i];
-    size_t len;
-    uint32_t cp, min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        len = 2, cp = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3, cp = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n - i < len)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
 
 static int ref_utf8_valid(const char *s, size_t n)
 {
