@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Length of the valid UTF-8 sequence at s[i] (RFC 3629), or 0. Decodes the
  * code point and rejects overlongs by the smallest value each length may
@@ -38,6 +39,25 @@ static inline size_t ref_utf8_len(const unsigned char *s, size_t n, size_t i)
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return len;
+}
+
+/* What a JSON string of s decodes to under wire.h's contract: valid sequences
+ * as they are, each byte of an invalid one as U+FFFD. out needs 3 * n bytes. */
+static inline size_t ref_replace(const char *s, size_t n, char *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = ref_utf8_len(p, n, i);
+        if (k) {
+            memcpy(out + o, s + i, k);
+            o += k, i += k;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3, i++;
+        }
+    }
+    return o;
 }
 
 #endif

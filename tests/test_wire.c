@@ -128,25 +128,6 @@ static int ref_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
-/* What a JSON string of s decodes to under wire.h's contract: valid sequences
- * as they are, each byte of an invalid one as U+FFFD. out needs 3 * n bytes. */
-static size_t ref_replace(const char *s, size_t n, char *out)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = ref_utf8_len(p, n, i);
-        if (k) {
-            memcpy(out + o, s + i, k);
-            o += k, i += k;
-        } else {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3, i++;
-        }
-    }
-    return o;
-}
-
 static size_t utf8_put(char *out, uint32_t cp)
 {
     if (cp < 0x80) {

@@ -39,26 +39,7 @@ const char *__ubsan_default_options(void)
         }                                                                                          \
     } while (0)
 
-/* ---- reference decoders ------------------------------------------------------ */
-
-
-/* s with every byte of an invalid sequence replaced by U+FFFD; out: 3n bytes. */
-static size_t ref_replace(const char *s, size_t n, char *out)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = ref_utf8_len(p, n, i);
-        if (k) {
-            memcpy(out + o, s + i, k);
-            o += k, i += k;
-        } else {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3, i++;
-        }
-    }
-    return o;
-}
+/* ---- reference decoders (more in ../ref_utf8.h) ------------------------------ */
 
 static int hexval(char h)
 {
