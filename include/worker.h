@@ -1,6 +1,6 @@
 /*
  * worker.h: the internals a worker's modules share (worker.c: the ring loop,
- * connections and the mesh; serve.c: HTTP endpoints; stats.c). Not a public
+ * connections and the mesh; serve.c and serve_ws.c: the endpoints; stats.c). Not a public
  * API: every struct here is touched only by the worker thread that owns it,
  * except struct server's read-only parts, the SPSC mesh and the stats.
  */
@@ -280,7 +280,7 @@ static inline uint32_t conn_slot(struct worker *w, struct conn *c)
     return (uint32_t)(c - w->conns);
 }
 
-/* serve.c */
+/* serve.c, serve_ws.c */
 /* Builds what serve.c shares read-only between workers. Before they start. */
 void serve_init(struct server *s);
 /* Parses and answers every complete request in c->rx; returns when it needs

@@ -18,7 +18,7 @@
 #include "utf8.h"
 #include "util.h"
 #include "wire.h"
-#include "worker.h"
+#include "serve.h"
 
 #define MAX_HEAD 8192
 
@@ -117,11 +117,8 @@ static void answer(struct worker *w, struct conn *c, int status, const char *cty
     answer_end(w, c, b);
 }
 
-/* An error answer. 400, 413, 431 and 503 close the connection after it. */
-static void answer_error(struct worker *w, struct conn *c, int status, const char *extra,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void answer_error(struct worker *w, struct conn *c, int status, const char *extra,
-                         const char *fmt, ...)
+void serve_error(struct worker *w, struct conn *c, int status, const char *extra, const char *fmt,
+                 ...)
 {
     char msg[256], body[600];
     va_list ap;
@@ -142,7 +139,7 @@ static void answer_error(struct worker *w, struct conn *c, int status, const cha
 void serve_refuse(struct worker *w, struct conn *c)
 {
     conn_timer_set(w, c, T_NONE);
-    answer_error(w, c, 503, NULL, "too many connections");
+    serve_error(w, c, 503, NULL, "too many connections");
 }
 
 /* ---- poll answers ---- */
@@ -235,17 +232,6 @@ static void answer_parts(struct worker *w, struct conn *c, const struct poll_par
 
 /* ---- requests ---- */
 
-#define SERVE_MAX_CHANNELS 16
-
-/* The channels a request names, with what each client has already seen. */
-struct target {
-    int n;
-    span_t names[SERVE_MAX_CHANNELS];
-    uint32_t hash[SERVE_MAX_CHANNELS];
-    uint8_t have[SERVE_MAX_CHANNELS];
-    uint64_t since[SERVE_MAX_CHANNELS];
-};
-
 /* Splits "/prefix/a,b,c" into checked, distinct names; answers 400 itself. */
 static int parse_channels(struct worker *w, struct conn *c, span_t path, size_t prefix,
                           struct target *t)
@@ -256,17 +242,17 @@ static int parse_channels(struct worker *w, struct conn *c, span_t path, size_t 
         const char *comma = memchr(p, ',', (size_t)(end - p));
         span_t name = span_of(p, (size_t)((comma ? comma : end) - p));
         if (!wire_name_ok(name, WIRE_CHANNEL_MAX)) {
-            answer_error(w, c, 400, NULL,
-                         "bad channel name: expected 1-128 bytes of A-Z a-z 0-9 _ . : -, "
-                         "several separated by commas");
+            serve_error(w, c, 400, NULL,
+                        "bad channel name: expected 1-128 bytes of A-Z a-z 0-9 _ . : -, "
+                        "several separated by commas");
             return -EINVAL;
         }
         int dup = 0;
         for (int i = 0; i < t->n; i++)
             dup |= span_eq(t->names[i], name);
         if (!dup && t->n == SERVE_MAX_CHANNELS) {
-            answer_error(w, c, 400, NULL, "more than %d channels in one request",
-                         SERVE_MAX_CHANNELS);
+            serve_error(w, c, 400, NULL, "more than %d channels in one request",
+                        SERVE_MAX_CHANNELS);
             return -EINVAL;
         }
         if (!dup) {
@@ -332,10 +318,10 @@ static int parse_since(struct worker *w, struct conn *c, const struct http_reque
         what = "Last-Event-ID";
     }
     if (since_list(t, v) < 0) {
-        answer_error(w, c, 400, NULL,
-                     "%s %.*s: expected a message id, or CHANNEL:ID pairs separated by commas "
-                     "naming the requested channels",
-                     what, (int)(v.len > 60 ? 60 : v.len), v.base);
+        serve_error(w, c, 400, NULL,
+                    "%s %.*s: expected a message id, or CHANNEL:ID pairs separated by commas "
+                    "naming the requested channels",
+                    what, (int)(v.len > 60 ? 60 : v.len), v.base);
         return -EINVAL;
     }
     return 0;
@@ -355,8 +341,8 @@ static struct chan *local_chan(struct worker *w, span_t name, int create)
 static const struct chan no_chan; /* a channel nobody published on: last id 0 */
 
 /* A publish of body on channel name, for the channel's home worker. */
-static struct pubreq *pubreq_new(struct worker *w, span_t name, span_t event, span_t body,
-                                 int binary)
+struct pubreq *serve_pubreq_new(struct worker *w, span_t name, span_t event, span_t body,
+                                int binary)
 {
     struct pubreq *r = malloc(sizeof(*r) + name.len + event.len + body.len);
     if (!r)
@@ -375,7 +361,7 @@ static struct pubreq *pubreq_new(struct worker *w, span_t name, span_t event, sp
     return r;
 }
 
-static void pubreq_send(struct worker *w, struct pubreq *r)
+void serve_pubreq_send(struct worker *w, struct pubreq *r)
 {
     int home = (int)(r->hash % (uint32_t)w->srv->nworkers);
     if (home == w->id) {
@@ -393,23 +379,22 @@ static void do_publish(struct worker *w, struct conn *c, const struct http_reque
     const struct http_header *h = http_header_find(req, SPAN_LIT("X-Event"));
     if (h) {
         if (!wire_name_ok(h->value, WIRE_EVENT_MAX)) {
-            answer_error(w, c, 400, NULL,
-                         "X-Event: expected 1-64 bytes of A-Z a-z 0-9 _ . : -");
+            serve_error(w, c, 400, NULL, "X-Event: expected 1-64 bytes of A-Z a-z 0-9 _ . : -");
             return;
         }
         event = h->value;
     }
     const struct http_header *ct = http_header_find(req, SPAN_LIT("Content-Type"));
     int binary = ct && span_eq_nocase(ct->value, SPAN_LIT("application/octet-stream"));
-    struct pubreq *r = pubreq_new(w, name, event, body, binary);
+    struct pubreq *r = serve_pubreq_new(w, name, event, body, binary);
     if (!r) {
-        answer_error(w, c, 503, NULL, "out of memory");
+        serve_error(w, c, 503, NULL, "out of memory");
         return;
     }
     r->slot = conn_slot(w, c);
     r->gen = c->gen;
     c->state = C_WAIT;
-    pubreq_send(w, r);
+    serve_pubreq_send(w, r);
 }
 
 /* A gap event: no id line, so the client's Last-Event-ID stays put. */
@@ -451,29 +436,18 @@ static void queue_multi_event(struct worker *w, struct conn *c, struct subnode *
     conn_queue(w, c, &m->rc, m->sse_body.base, m->sse_body.len);
 }
 
-static int local_chans(struct worker *w, struct conn *c, const struct target *t,
-                       struct chan **chans)
+int serve_local_chans(struct worker *w, struct conn *c, const struct target *t, struct chan **chans)
 {
     for (int i = 0; i < t->n; i++)
         if (!(chans[i] = local_chan(w, t->names[i], 1))) {
-            answer_error(w, c, 503, NULL, "out of memory");
+            serve_error(w, c, 503, NULL, "out of memory");
             return -ENOMEM;
         }
     return 0;
 }
 
-/* How a streaming transport puts a gap notice and a message on the wire. */
-struct stream_ops {
-    void (*gap)(struct worker *w, struct conn *c, span_t name, const struct chan_range *r);
-    void (*msg)(struct worker *w, struct conn *c, struct subnode *node, struct msg *m);
-};
-
-/* Subscribes c to the request's channels, then queues, channel by channel,
- * what the client has not seen: a gap notice if some of it is gone, then
- * the held messages. Nothing is delivered in between: one worker, one turn.
- * Returns 0, or -ENOMEM after closing c. */
-static int subscribe_backlog(struct worker *w, struct conn *c, const struct target *t,
-                             struct chan **chans, const struct stream_ops *ops)
+int serve_subscribe_backlog(struct worker *w, struct conn *c, const struct target *t,
+                            struct chan **chans, const struct stream_ops *ops)
 {
     uint64_t last[SERVE_MAX_CHANNELS];
     if (t->n > 1) {
@@ -517,10 +491,10 @@ static const struct stream_ops sse_ops = {queue_gap_event, sse_queue_msg};
 static void do_sse(struct worker *w, struct conn *c, const struct target *t)
 {
     struct chan *chans[SERVE_MAX_CHANNELS];
-    if (local_chans(w, c, t, chans) < 0)
+    if (serve_local_chans(w, c, t, chans) < 0)
         return;
     conn_queue(w, c, NULL, w->srv->sse_head, w->srv->sse_head_len);
-    if (subscribe_backlog(w, c, t, chans, &sse_ops) < 0 || (c->flags & CF_CLOSE_SENT))
+    if (serve_subscribe_backlog(w, c, t, chans, &sse_ops) < 0 || (c->flags & CF_CLOSE_SENT))
         return;
     c->state = C_SSE;
     conn_timer_set(w, c, T_HEARTBEAT);
@@ -535,7 +509,7 @@ static void do_longpoll(struct worker *w, struct conn *c, const struct target *t
     struct poll_part parts[SERVE_MAX_CHANNELS];
     uint64_t last[SERVE_MAX_CHANNELS];
     int ready = 0;
-    if (local_chans(w, c, t, chans) < 0)
+    if (serve_local_chans(w, c, t, chans) < 0)
         return;
     for (int i = 0; i < t->n; i++) {
         last[i] = t->have[i] ? t->since[i] : chans[i]->last_id;
@@ -553,7 +527,7 @@ static void do_longpoll(struct worker *w, struct conn *c, const struct target *t
     if (t->n == 1)
         conn_subscribe(w, c, chans[0]);
     else if (conn_subscribe_multi(w, c, chans, last, t->n) < 0) {
-        answer_error(w, c, 503, NULL, "out of memory");
+        serve_error(w, c, 503, NULL, "out of memory");
         return;
     }
     c->state = C_LP;
@@ -582,7 +556,7 @@ static void do_channel_info(struct worker *w, struct conn *c, span_t name)
     int nw = w->srv->nworkers;
     struct gather *g = calloc(1, sizeof(*g) + name.len);
     if (!g) {
-        answer_error(w, c, 503, NULL, "out of memory");
+        serve_error(w, c, 503, NULL, "out of memory");
         return;
     }
     atomic_init(&g->rc.refs, 1);
@@ -609,7 +583,7 @@ static void do_stats(struct worker *w, struct conn *c, int prometheus)
     long n = prometheus ? stats_render_prometheus(w->srv, &body)
                         : stats_render_json(w->srv, &body);
     if (n < 0) {
-        answer_error(w, c, 503, NULL, "out of memory");
+        serve_error(w, c, 503, NULL, "out of memory");
         return;
     }
     answer(w, c, 200, prometheus ? "text/plain; version=0.0.4" : "application/json", NULL, body,
@@ -624,15 +598,12 @@ static int one_channel(struct worker *w, struct conn *c, span_t path, size_t pre
     if (parse_channels(w, c, path, prefix, &t) < 0)
         return -EINVAL;
     if (t.n > 1) {
-        answer_error(w, c, 400, NULL, "name one channel here; several are for subscribers");
+        serve_error(w, c, 400, NULL, "name one channel here; several are for subscribers");
         return -EINVAL;
     }
     *name = t.names[0];
     return 0;
 }
-
-static void do_ws(struct worker *w, struct conn *c, const struct http_request *req,
-                  const struct target *t);
 
 static int has_prefix(span_t s, const char *p, size_t n)
 {
@@ -647,7 +618,7 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
     STAT_ADD(&w->stats, requests, 1);
     if (has_prefix(path, "/pub/", 5)) {
         if (!post)
-            answer_error(w, c, 405, "Allow: POST\r\n", "use POST to publish");
+            serve_error(w, c, 405, "Allow: POST\r\n", "use POST to publish");
         else if (one_channel(w, c, path, 5, &name) == 0)
             do_publish(w, c, req, name, body);
         return;
@@ -657,11 +628,11 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
     if (sub || poll || info || span_eq(path, SPAN_LIT("/stats")) ||
         span_eq(path, SPAN_LIT("/metrics")) || span_eq(path, SPAN_LIT("/"))) {
         if (!get) {
-            answer_error(w, c, 405, "Allow: GET\r\n", "use GET here");
+            serve_error(w, c, 405, "Allow: GET\r\n", "use GET here");
             return;
         }
     } else {
-        answer_error(w, c, 404, NULL, "no such endpoint: see README for /pub, /sub, /poll");
+        serve_error(w, c, 404, NULL, "no such endpoint: see README for /pub, /sub, /poll");
         return;
     }
     if (info) {
@@ -673,7 +644,7 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
             return;
         const struct http_header *acc = http_header_find(req, SPAN_LIT("Accept"));
         if (sub && req->upgrade)
-            do_ws(w, c, req, &t);
+            serve_ws_open(w, c, req, &t);
         else if (poll)
             do_poll(w, c, &t);
         else if (acc && memmem(acc->value.base, acc->value.len, "text/event-stream", 17))
@@ -686,444 +657,6 @@ static void route(struct worker *w, struct conn *c, const struct http_request *r
         do_stats(w, c, 1);
     } else {
         answer(w, c, 200, "text/html; charset=utf-8", NULL, index_html, sizeof(index_html) - 1);
-    }
-}
-
-/* ---- WebSocket (RFC 6455) ---- */
-
-static const uint8_t ws_ping_frame[] = {0x80 | WS_OP_PING, 0};
-
-static void ws_leave(struct worker *w, struct conn *c)
-{
-    conn_unsubscribe(w, c);
-    if (c->state == C_WS && !(c->flags & CF_WS_CLOSING))
-        STAT_SUB(&w->stats, ws_subscribers, 1);
-}
-
-/* Sends a close frame and waits (--close-timeout) for the client's. */
-static void ws_close_by_server(struct worker *w, struct conn *c, unsigned code, const char *why)
-{
-    uint8_t out[WS_CONTROL_FRAME_MAX];
-    if (c->flags & CF_WS_CLOSING)
-        return;
-    ws_leave(w, c);
-    c->flags |= CF_WS_CLOSING;
-    ssize_t n = ws_close_frame(out, code, span_cstr(why), NULL);
-    if (n > 0)
-        conn_queue_copy(w, c, (const char *)out, (size_t)n);
-    if (!(c->flags & CF_CLOSE_SENT))
-        conn_timer_set(w, c, T_WSCLOSE);
-}
-
-/* Failures of a compressed message, besides ws.h's WS_ERR_*. */
-enum {
-    WS_ERR_INFLATE = -100, /* 1007: not valid deflate data */
-    WS_ERR_NOMEM = -101    /* 1011: no memory to inflate it */
-};
-
-static void ws_fail(struct worker *w, struct conn *c, int err)
-{
-    STAT_ADD(&w->stats, ws_protocol_errors, 1);
-    c->flags |= CF_WS_FAILED;
-    int code = ws_error_close_code(err);
-    const char *why = code == WS_CLOSE_INVALID_DATA ? "invalid UTF-8"
-                      : code == WS_CLOSE_TOO_BIG    ? "message exceeds --max-message"
-                                                    : "protocol error";
-    if (err == WS_ERR_INFLATE) {
-        code = WS_CLOSE_INVALID_DATA;
-        why = "invalid compressed data";
-    } else if (err == WS_ERR_NOMEM) {
-        code = WS_CLOSE_INTERNAL;
-        why = "out of memory";
-    }
-    ws_close_by_server(w, c, (unsigned)(code ? code : WS_CLOSE_PROTOCOL), why);
-}
-
-/* One message as a frame, from the message's shared bytes: a header and
- * the payload, or in JSON mode the channel-naming head and the JSON form.
- * With permessage-deflate, the message's compressed frame, which the first
- * subscriber to need it builds (on whatever worker) and all others share. */
-static void ws_queue_msg(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
-{
-    if (node)
-        node->last_id = m->id;
-    if (c->flags & CF_WS_DEFLATE) {
-        struct blob *z = msg_ws_deflated(m, (c->flags & CF_WS_JSON) ? MSG_WS_JSON : MSG_WS_RAW,
-                                         !!(c->flags & CF_WS_NARROW), &w->wsz);
-        if (z) {
-            rc_get(&m->rc); /* the message owns z */
-            conn_queue(w, c, &m->rc, z->data, z->len);
-            return;
-        }
-    }
-    rc_get_n(&m->rc, 2);
-    if (c->flags & CF_WS_JSON) {
-        conn_queue(w, c, &m->rc, m->ws_json_head.base, m->ws_json_head.len);
-        conn_queue(w, c, &m->rc, m->json.base + 1, m->json.len - 1);
-    } else {
-        conn_queue(w, c, &m->rc, (const char *)m->ws_hdr, m->ws_hdr_len);
-        conn_queue(w, c, &m->rc, m->payload.base, m->payload.len);
-    }
-}
-
-static void ws_queue_gap(struct worker *w, struct conn *c, span_t name, const struct chan_range *r)
-{
-    char body[256];
-    uint8_t frame[WS_MAX_HEADER + sizeof(body)];
-    int n = snprintf(body, sizeof(body),
-                     "{\"gap\":{\"channel\":\"%.*s\",\"requested\":%llu,\"first\":%llu}}",
-                     (int)name.len, name.base, (unsigned long long)r->gap_requested,
-                     (unsigned long long)r->gap_first);
-    size_t h = ws_frame_header(frame, WS_OP_TEXT, 1, 0, (uint64_t)n, NULL);
-    memcpy(frame + h, body, (size_t)n);
-    conn_queue_copy(w, c, (const char *)frame, h + (size_t)n);
-    STAT_ADD(&w->stats, gaps, 1);
-}
-
-static const struct stream_ops ws_ops = {ws_queue_gap, ws_queue_msg};
-
-static int origin_allowed(const char *list, span_t origin)
-{
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (span_eq(span_of(p, n), origin))
-            return 1;
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return 0;
-}
-
-/* The opening handshake (RFC 6455 section 4.2), then the backlog after
- * since, then live messages. */
-static void do_ws(struct worker *w, struct conn *c, const struct http_request *req,
-                  const struct target *t)
-{
-    const struct http_header *up = http_header_find(req, SPAN_LIT("Upgrade"));
-    const struct http_header *ver = http_header_find(req, SPAN_LIT("Sec-WebSocket-Version"));
-    const struct http_header *key = http_header_find(req, SPAN_LIT("Sec-WebSocket-Key"));
-    const struct http_header *origin = http_header_find(req, SPAN_LIT("Origin"));
-    const struct http_header *proto = http_header_find(req, SPAN_LIT("Sec-WebSocket-Protocol"));
-    char accept[WS_ACCEPT_LEN];
-    if (!up || !http_token_list_has(up->value, SPAN_LIT("websocket")) || req->minor_version != 1) {
-        answer_error(w, c, 400, NULL, "Upgrade: expected websocket over HTTP/1.1");
-        return;
-    }
-    if (!ver || !span_eq(ver->value, SPAN_LIT("13"))) {
-        answer_error(w, c, 426, "Sec-WebSocket-Version: 13\r\n",
-                     "Sec-WebSocket-Version: only 13 is spoken");
-        return;
-    }
-    if (!key || ws_accept_key(key->value, accept) < 0) {
-        answer_error(w, c, 400, NULL, "Sec-WebSocket-Key: expected 16 bytes in base64");
-        return;
-    }
-    if (origin && strcmp(w->cfg->allow_origin, "*") != 0 &&
-        !origin_allowed(w->cfg->allow_origin, origin->value)) {
-        answer_error(w, c, 403, NULL, "Origin not allowed (see --allow-origin)");
-        return;
-    }
-    /* Several Sec-WebSocket-Protocol lines are one list (RFC 6455 11.3.4). */
-    int json = 0;
-    for (size_t i = 0; proto && i < req->num_headers; i++)
-        json |= span_eq_nocase(req->headers[i].name, SPAN_LIT("Sec-WebSocket-Protocol")) &&
-                http_token_list_has(req->headers[i].value, SPAN_LIT("ringcast.json"));
-    /* The same for extensions; the first acceptable offer wins. */
-    struct wsdeflate_params zp;
-    int deflate = 0;
-    char ext[WSDEFLATE_RESPONSE_MAX];
-    size_t ext_len = 0;
-    for (size_t i = 0; w->cfg->ws_deflate && !deflate && i < req->num_headers; i++)
-        if (span_eq_nocase(req->headers[i].name, SPAN_LIT("Sec-WebSocket-Extensions")))
-            deflate = wsdeflate_negotiate(req->headers[i].value, &zp);
-    if (deflate)
-        ext_len = wsdeflate_response(&zp, ext);
-    struct chan *chans[SERVE_MAX_CHANNELS];
-    if (local_chans(w, c, t, chans) < 0)
-        return;
-    char head[512];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %.*s\r\n%s%s%.*s%s\r\n",
-                     WS_ACCEPT_LEN, accept,
-                     json ? "Sec-WebSocket-Protocol: ringcast.json\r\n" : "",
-                     deflate ? "Sec-WebSocket-Extensions: " : "", (int)ext_len, ext,
-                     deflate ? "\r\n" : "");
-    conn_queue_copy(w, c, head, (size_t)n);
-    c->flags &= ~CF_CLOSE_AFTER; /* the close handshake decides */
-    if (json)
-        c->flags |= CF_WS_JSON;
-    if (deflate)
-        c->flags |= CF_WS_DEFLATE | (wsdeflate_narrow(&zp) ? CF_WS_NARROW : 0) |
-                    (zp.client_no_context_takeover ? CF_WS_CLIENT_NCT : 0);
-    if (subscribe_backlog(w, c, t, chans, &ws_ops) < 0 || (c->flags & CF_CLOSE_SENT))
-        return;
-    c->state = C_WS;
-    conn_timer_set(w, c, T_WSPING);
-    STAT_ADD(&w->stats, ws_subscribers, 1);
-}
-
-/* A complete message from the client: published on each of its channels,
- * as any publish, unless --ws-publish off. */
-static void ws_publish(struct worker *w, struct conn *c, span_t msg, int binary)
-{
-    STAT_ADD(&w->stats, ws_messages_in, 1);
-    if (!w->cfg->ws_publish) {
-        ws_close_by_server(w, c, WS_CLOSE_POLICY, "publishing is off (--ws-publish)");
-        return;
-    }
-    if (c->flags & CF_MULTI) {
-        for (uint32_t k = c->snext; k != SLOT_NONE; k = w->subs[k].cnext) {
-            struct chan *ch = w->subs[k].ch;
-            struct pubreq *r =
-                pubreq_new(w, span_of(ch->name, ch->name_len), SPAN_NULL, msg, binary);
-            if (r)
-                pubreq_send(w, r);
-        }
-    } else if (c->chan) {
-        struct pubreq *r =
-            pubreq_new(w, span_of(c->chan->name, c->chan->name_len), SPAN_NULL, msg, binary);
-        if (r)
-            pubreq_send(w, r);
-    }
-}
-
-/* The client's close: answered with the same code, then TCP closes. Ours
- * already went out if we started: then just close. */
-static void ws_on_close(struct worker *w, struct conn *c, struct ws_reader *r)
-{
-    if (!(c->flags & CF_WS_CLOSING)) {
-        uint8_t out[WS_CONTROL_FRAME_MAX];
-        unsigned code = r->close_code == WS_CLOSE_NO_STATUS ? 0 : r->close_code;
-        ssize_t n = ws_close_frame(out, code, SPAN_NULL, NULL);
-        ws_leave(w, c);
-        if (n > 0)
-            conn_queue_copy(w, c, (const char *)out, (size_t)n);
-    }
-    conn_timer_set(w, c, T_NONE);
-    c->state = C_READ;
-    c->flags |= CF_CLOSE_AFTER;
-    conn_mark_dirty(w, c);
-}
-
-/*
- * Reads the client's frames. c->rx holds, in order, the unmasked fragments of
- * a message in progress (data[0..assembled)) and raw frames. A fragment's
- * payload is moved down to join the assembled ones; a complete message is
- * published from where it lies, so a one-frame message is never copied here.
- * A compressed message (permessage-deflate) is assembled compressed and
- * inflated whole once complete, into the worker's buffer (ws_inflate).
- */
-/* Header plus payload length of the frame at p[0..n), from its length
- * field alone; 0 while the header is incomplete. */
-static uint64_t ws_frame_extent(const uint8_t *p, size_t n)
-{
-    if (n < 2)
-        return 0;
-    uint64_t len = p[1] & 0x7f, h = 2 + ((p[1] & 0x80) ? 4 : 0);
-    size_t lb = len == 126 ? 2 : len == 127 ? 8 : 0;
-    if (n < 2 + lb)
-        return 0;
-    if (lb) {
-        len = 0;
-        for (size_t i = 0; i < lb; i++)
-            len = len << 8 | p[2 + i];
-        len &= UINT64_C(0x7fffffffffffffff);
-    }
-    return h + lb + len;
-}
-
-/*
- * After failing the connection (RFC 6455 7.1.7) nothing the client sends is
- * processed; but its close frame still ends our wait for it, so frames are
- * skipped by their length alone (a refused frame's payload too, whenever it
- * comes), looking only for a close.
- */
-static void ws_skip_failed(struct worker *w, struct conn *c)
-{
-    struct rxbuf *rx = c->rx;
-    uint64_t off = rx->ws.skip < rx->len ? rx->ws.skip : rx->len;
-    rx->ws.skip -= off;
-    while (off < rx->len) {
-        const uint8_t *p = (const uint8_t *)rx->data + off;
-        uint64_t ext = ws_frame_extent(p, rx->len - off);
-        if (!ext)
-            break;
-        if ((p[0] & 0x0f) == WS_OP_CLOSE) {
-            rx->len = 0;
-            conn_timer_set(w, c, T_NONE);
-            c->state = C_READ;
-            c->flags |= CF_CLOSE_AFTER;
-            conn_mark_dirty(w, c);
-            return;
-        }
-        if (ext > rx->len - off) {
-            rx->ws.skip = ext - (rx->len - off);
-            off = rx->len;
-            break;
-        }
-        off += ext;
-    }
-    memmove(rx->data, rx->data + off, rx->len - (uint32_t)off);
-    rx->len -= (uint32_t)off;
-}
-
-/* Fails the connection at the frame at off: what follows is only skipped. */
-static void ws_fail_at(struct worker *w, struct conn *c, int err, uint32_t off)
-{
-    struct rxbuf *rx = c->rx;
-    ws_fail(w, c, err);
-    memmove(rx->data, rx->data + off, rx->len - off);
-    rx->len -= off;
-    rx->ws.assembled = rx->ws.mid = 0;
-    rx->ws.skip = 0;
-    ws_skip_failed(w, c);
-}
-
-/*
- * A client's compressed message, inflated (RFC 7692 section 7.2.2) into the
- * worker's buffer, at most --max-message bytes, text checked as UTF-8.
- * Returns 0 with *out set (valid until the next inflate on this worker), or
- * the WS_ERR_* to fail the connection with.
- */
-static int ws_inflate(struct worker *w, struct conn *c, span_t in, int text, span_t *out)
-{
-    struct wsdeflate_inflater *d = NULL;
-    if (!(c->flags & CF_WS_CLIENT_NCT)) {
-        /* The client keeps its window between messages, so must we: ~40 KB
-         * for the rest of the connection, from its first compressed one. */
-        struct wsdeflate_inflater **slot = &w->inflaters[conn_slot(w, c)];
-        if (!*slot && !(*slot = wsdeflate_inflater_new()))
-            return WS_ERR_NOMEM;
-        d = *slot;
-    }
-    int rc = wsdeflate_inflate(&w->wsz, d, in, w->cfg->max_message, out);
-    if (rc == WSDEFLATE_ERR_TOO_BIG)
-        return WS_ERR_TOO_BIG;
-    if (rc == WSDEFLATE_ERR_DATA)
-        return WS_ERR_INFLATE;
-    if (rc < 0)
-        return WS_ERR_NOMEM;
-    if (text && !utf8_is_valid((const uint8_t *)out->base, out->len))
-        return WS_ERR_UTF8;
-    return 0;
-}
-
-/* With deflate, a compressed payload may be a little longer than the
- * message it inflates to (stored blocks: 5 bytes per up to 64 KB): frames
- * get this much room over --max-message, and uncompressed messages are held
- * to --max-message by ws_input itself. */
-static uint64_t ws_wire_max(const struct worker *w, const struct conn *c)
-{
-    uint64_t max = w->cfg->max_message;
-    return (c->flags & CF_WS_DEFLATE) ? max + max / 1024 + 64 : max;
-}
-
-static void ws_input(struct worker *w, struct conn *c)
-{
-    struct rxbuf *rx = c->rx;
-    if (c->flags & CF_WS_FAILED) {
-        ws_skip_failed(w, c);
-        return;
-    }
-    uint32_t off = rx->ws.assembled;
-    uint64_t wire_max = ws_wire_max(w, c);
-    unsigned pflags = WS_FROM_CLIENT | ((c->flags & CF_WS_DEFLATE) ? WS_DEFLATE : 0);
-    while (c->state == C_WS && off < rx->len) {
-        struct ws_frame f;
-        if (!rx->ws.mid)
-            ws_reader_init(&rx->ws.r, wire_max);
-        int hl = ws_parse_frame(rx->data + off, rx->len - off, pflags, wire_max, &f);
-        if (hl == WS_INCOMPLETE)
-            break;
-        if (hl < 0) {
-            ws_fail_at(w, c, hl, off); /* the refused frame included */
-            return;
-        }
-        char *payload = rx->data + off + hl;
-        uint32_t plen = (uint32_t)f.payload_len;
-        uint32_t next = off + (uint32_t)hl + plen;
-        ws_unmask(payload, plen, f.mask, 0);
-        int ev = ws_reader_frame(&rx->ws.r, &f, span_of(payload, plen));
-        /* The reader allows wire_max; an uncompressed message gets max. */
-        if ((ev == WS_EV_FRAGMENT || ev == WS_EV_MESSAGE) && !rx->ws.r.compressed &&
-            (rx->ws.mid ? rx->ws.assembled : 0) + (uint64_t)plen > w->cfg->max_message)
-            ev = WS_ERR_TOO_BIG;
-        if (ev < 0) {
-            ws_fail_at(w, c, ev, next);
-            return;
-        }
-        if ((c->flags & CF_WS_CLOSING) && ev != WS_EV_CLOSE) {
-            off = next; /* after our close only the client's close matters */
-            continue;
-        }
-        switch (ev) {
-        case WS_EV_FRAGMENT:
-        case WS_EV_MESSAGE:
-            if (rx->ws.mid || ev == WS_EV_FRAGMENT) {
-                memmove(rx->data + rx->ws.assembled, payload, plen);
-                rx->ws.assembled += plen;
-                rx->ws.mid = 1;
-            }
-            if (ev == WS_EV_MESSAGE) {
-                span_t msg = rx->ws.mid ? span_of(rx->data, rx->ws.assembled)
-                                        : span_of(payload, plen);
-                int err = rx->ws.r.compressed
-                              ? ws_inflate(w, c, msg, rx->ws.r.opcode == WS_OP_TEXT, &msg)
-                              : 0;
-                if (err < 0) {
-                    ws_fail_at(w, c, err, next);
-                    return;
-                }
-                ws_publish(w, c, msg, rx->ws.r.opcode == WS_OP_BINARY);
-                rx->ws.assembled = 0;
-                rx->ws.mid = 0;
-            }
-            break;
-        case WS_EV_PING: {
-            uint8_t out[WS_CONTROL_FRAME_MAX];
-            ssize_t n = ws_pong_frame(out, span_of(payload, plen), NULL);
-            if (n > 0)
-                conn_queue_copy(w, c, (const char *)out, (size_t)n);
-            break;
-        }
-        case WS_EV_PONG:
-            if (c->tlist == T_WSPONG)
-                conn_timer_set(w, c, T_WSPING);
-            break;
-        case WS_EV_CLOSE:
-            ws_on_close(w, c, &rx->ws.r);
-            rx->len = rx->ws.assembled = rx->ws.mid = 0;
-            return;
-        }
-        off = next;
-    }
-    if (c->flags & CF_CLOSE_SENT)
-        return;
-    /* Drop the frames read; keep the assembled part and any partial frame. */
-    memmove(rx->data + rx->ws.assembled, rx->data + off, rx->len - off);
-    rx->len = rx->ws.assembled + (rx->len - off);
-}
-
-void serve_ws_slow(struct worker *w, struct conn *c)
-{
-    c->flags |= CF_WS_FAILED; /* nothing it sends matters now but its close */
-    ws_close_by_server(w, c, WS_CLOSE_POLICY, "subscriber too slow");
-}
-
-void serve_ws_timer(struct worker *w, struct conn *c, int list)
-{
-    if (list == T_WSPING) {
-        conn_timer_set(w, c, T_WSPONG);
-        conn_queue(w, c, NULL, (const char *)ws_ping_frame, sizeof(ws_ping_frame));
-    } else if (list == T_WSPONG) {
-        STAT_ADD(&w->stats, ws_ping_timeouts, 1);
-        conn_close(w, c); /* which also counts the subscriber out */
-    } else {
-        conn_close(w, c); /* the client never answered our close */
     }
 }
 
@@ -1142,7 +675,7 @@ static int read_head(struct worker *w, struct conn *c, struct rxbuf *rx)
     int r = http_parse_request(rx->data, rx->len, rx->http.scanned, &req);
     if (r == HTTP_INCOMPLETE) {
         if (rx->len > MAX_HEAD) {
-            answer_error(w, c, 431, NULL, "request line and headers exceed 8 KiB");
+            serve_error(w, c, 431, NULL, "request line and headers exceed 8 KiB");
             return 0;
         }
         rx->http.scanned = rx->len;
@@ -1151,28 +684,28 @@ static int read_head(struct worker *w, struct conn *c, struct rxbuf *rx)
         return 0;
     }
     if (r == HTTP_ERR_TOO_MANY_HEADERS || r > MAX_HEAD) {
-        answer_error(w, c, 431, NULL, "request line and headers exceed 8 KiB or 32 headers");
+        serve_error(w, c, 431, NULL, "request line and headers exceed 8 KiB or 32 headers");
         return 0;
     }
     if (r < 0) {
-        answer_error(w, c, 400, NULL, r == HTTP_ERR_BAD_FRAMING
-                                          ? "conflicting or invalid Content-Length or "
-                                            "Transfer-Encoding"
-                                          : "malformed request");
+        serve_error(w, c, 400, NULL,
+                    r == HTTP_ERR_BAD_FRAMING ? "conflicting or invalid Content-Length or "
+                                                "Transfer-Encoding"
+                                              : "malformed request");
         return 0;
     }
     if (req.te_other) {
-        answer_error(w, c, 501, NULL, "only the chunked transfer coding is supported");
+        serve_error(w, c, 501, NULL, "only the chunked transfer coding is supported");
         return 0;
     }
     if (req.content_length > (int64_t)w->cfg->max_message) {
-        answer_error(w, c, 413, NULL, "body of %lld bytes exceeds --max-message %u",
-                     (long long)req.content_length, w->cfg->max_message);
+        serve_error(w, c, 413, NULL, "body of %lld bytes exceeds --max-message %u",
+                    (long long)req.content_length, w->cfg->max_message);
         return 0;
     }
     const struct http_header *expect = http_header_find(&req, SPAN_LIT("Expect"));
     if (expect && !span_eq_nocase(expect->value, SPAN_LIT("100-continue"))) {
-        answer_error(w, c, 417, NULL, "only Expect: 100-continue is understood");
+        serve_error(w, c, 417, NULL, "only Expect: 100-continue is understood");
         return 0;
     }
     int has_body = req.chunked || req.content_length > 0;
@@ -1199,18 +732,18 @@ static uint32_t read_body(struct worker *w, struct conn *c, struct rxbuf *rx)
     size_t n = rx->len - raw;
     ssize_t r = http_decode_chunked(&rx->http.ch, rx->data + raw, &n);
     if (r < 0 && r != HTTP_INCOMPLETE) {
-        answer_error(w, c, 400, NULL, "malformed chunked body");
+        serve_error(w, c, 400, NULL, "malformed chunked body");
         return 0;
     }
     rx->http.body_have += (uint32_t)n;
     if (rx->http.body_have > w->cfg->max_message) {
-        answer_error(w, c, 413, NULL, "body exceeds --max-message %u", w->cfg->max_message);
+        serve_error(w, c, 413, NULL, "body exceeds --max-message %u", w->cfg->max_message);
         return 0;
     }
     if (r == HTTP_INCOMPLETE) {
         rx->len = rx->http.head_len + rx->http.body_have; /* consumed raw bytes are gone */
         if (rx->len > MAX_HEAD + w->cfg->max_message + 4096) {
-            answer_error(w, c, 413, NULL, "chunked framing too large");
+            serve_error(w, c, 413, NULL, "chunked framing too large");
             return 0;
         }
         return 0;
@@ -1240,7 +773,7 @@ void serve_input(struct worker *w, struct conn *c)
         }
         if (c->state == C_WS) {
             if (rx && rx->len)
-                ws_input(w, c);
+                serve_ws_input(w, c);
             return;
         }
         if ((c->flags & CF_PAUSED) && c->state == C_READ &&
@@ -1325,7 +858,7 @@ static void finish_longpoll(struct worker *w, struct conn *c, struct subnode *no
 void serve_deliver(struct worker *w, struct conn *c, struct subnode *node, struct msg *m)
 {
     if (c->state == C_WS) {
-        ws_queue_msg(w, c, node, m);
+        serve_ws_deliver(w, c, node, m);
         return;
     }
     if (c->state == C_SSE) {
@@ -1351,17 +884,18 @@ void serve_gather_done(struct worker *w, struct gather *g)
         span_t name = span_of(g->name, g->chan_len);
         c->state = C_READ;
         if (g->kind == G_PUBLISH && g->id == 0) {
-            answer_error(w, c, 503, NULL, "out of memory");
+            serve_error(w, c, 503, NULL, "out of memory");
         } else if (g->kind == G_PUBLISH) {
-            n = snprintf(body, sizeof(body), "{\"channel\":\"%.*s\",\"id\":%llu,\"subscribers\":%llu}\n",
-                         (int)name.len, name.base, (unsigned long long)g->id,
+            n = snprintf(body, sizeof(body),
+                         "{\"channel\":\"%.*s\",\"id\":%llu,\"subscribers\":%llu}\n", (int)name.len,
+                         name.base, (unsigned long long)g->id,
                          (unsigned long long)atomic_load(&g->sum));
             answer(w, c, 200, "application/json", NULL, body, (size_t)n);
         } else {
             const struct chan *ch = local_chan(w, name, 0);
             uint64_t subs = atomic_load(&g->sum);
             if (!ch && subs == 0) {
-                answer_error(w, c, 404, NULL, "no such channel");
+                serve_error(w, c, 404, NULL, "no such channel");
             } else {
                 if (!ch)
                     ch = &no_chan;
@@ -1395,8 +929,7 @@ void serve_drain(struct worker *w, struct conn *c)
         finish_longpoll(w, c, NULL, NULL);
         break;
     case C_WS:
-        c->flags &= ~CF_CLOSE_AFTER; /* the close handshake decides */
-        ws_close_by_server(w, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        serve_ws_drain(w, c);
         break;
     case C_READ:
         if (c->rx && c->rx->len)
