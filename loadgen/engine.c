@@ -22,6 +22,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <math.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #include "jsonmsg.h"
 #include "util.h"
 #include "ws.h"
+#include "wsdeflate.h"
 
 enum { K_SSE = LK_SSE, K_WS = LK_WS, K_LP = LK_LONGPOLL, K_POLL = LK_POLL, K_PUB = LK_N };
 enum { S_IDLE, S_CONNECTING, S_HEAD, S_STREAM, S_DEAD };
@@ -49,10 +51,16 @@ enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
 #define CF_SUBBED   32u  /* subscribed (SSE, WebSocket) */
 #define CF_ANCHORED 64u  /* poller: next_seq is known */
 #define CF_SINCE    128u /* poller: last_id is known, requests carry since */
+#define CF_DEFLATE  256u /* WebSocket: permessage-deflate negotiated */
+#define CF_RESYNC   512u /* after a gap: the next message sets next_seq again */
+#define CF_HAVEID   1024u /* SSE, WebSocket: last_id holds the last id received */
+#define CF_RESUMING 2048u /* reconnected asking for what it missed (scenario resume) */
 #define HEAD_MAX    8192
 
 struct lclient {
-    uint8_t kind, state, flags;
+    uint8_t kind, state;
+    uint16_t flags;
+    uint8_t attempts; /* reconnects tried since the last subscription */
     uint32_t chan; /* SSE: its channel; publisher: its index j */
     int fd;        /* direct slot, or a descriptor without FEAT_DIRECT */
     char *rx;      /* response head, then (publisher) answers */
@@ -69,9 +77,24 @@ struct lclient {
     /* pollers: the last id seen, when the next short poll is due, and what the
      * publishers had acknowledged when the last answered request was sent */
     uint64_t last_id, next_poll, acked_req, acked_checked;
+    /* SSE, WebSocket, long poll: while dead, when to reconnect; while
+     * subscribed, with churn, when to drop (see struct due) */
+    uint64_t due;
     /* publisher */
     uint32_t nowned;
     uint64_t k, answered; /* requests scheduled, answers read */
+};
+
+/* A min-heap of (time, client): a client to look at again at a time. An
+ * entry goes stale when the client's own time moved on meanwhile (it died,
+ * reconnected, was rescheduled); it is then skipped when it comes up. */
+struct due_ent {
+    uint64_t due;
+    uint32_t i;
+};
+struct dueheap {
+    struct due_ent *v;
+    uint32_t n, cap;
 };
 
 struct engine {
@@ -79,9 +102,9 @@ struct engine {
     struct lclient *cl;
     uint32_t ncl, nopened;
     uint32_t npub;            /* the first npub clients are publishers */
-    uint32_t first_poll;      /* short pollers are cl[first_poll..ncl) */
-    uint32_t *pheap, pheap_n; /* idle short pollers, a min-heap on next_poll */
-    uint64_t poll_min;        /* no short poll is due before this */
+    struct dueheap polls;     /* idle short pollers, on next_poll */
+    struct dueheap dues;      /* reconnects and churn drops, on due */
+    struct wsdeflate z;       /* inflates permessage-deflate frames */
     uint64_t rng;             /* xorshift64* state: WebSocket keys and masks, jitter */
     int closing;              /* the run is over: closes are expected */
     struct hist *interval;
@@ -122,12 +145,20 @@ static uint64_t rnd(struct engine *e)
 /* A failure before a client got going: counted in f (connect_failed,
  * refused, bad_status, protocol_errors) and, for a subscriber, in its kind's
  * connect_failed. */
+static void retry_later(struct engine_thread *t, struct engine *e, struct lclient *c);
+
 static void fail_connect(struct engine_thread *t, struct lclient *c, _Atomic uint64_t *f)
 {
+    struct engine *e = t->priv;
+    c->state = S_DEAD;
+    if (c->attempts) { /* a reconnect that did not make it: try again later */
+        CNT(t, reconnect_failed, 1);
+        retry_later(t, e, c);
+        return;
+    }
     atomic_fetch_add_explicit(f, 1, memory_order_relaxed);
     if (c->kind < K_PUB)
         atomic_fetch_add_explicit(&t->c.kind[c->kind].connect_failed, 1, memory_order_relaxed);
-    c->state = S_DEAD;
 }
 
 static void fd_sqe(struct engine *e, struct io_uring_sqe *sqe, struct lclient *c)
@@ -175,13 +206,18 @@ static int tx_append(struct lclient *c, const char *p, size_t n)
     return append(&c->tx, &c->txlen, &c->txcap, p, n);
 }
 
+/* Ends c's connection: closed by the server (by_server), or given up by
+ * this side (a protocol error, a churn drop). A subscriber comes back later
+ * when the scenario says reconnect = on. */
 static void kill_client(struct engine_thread *t, struct lclient *c, int by_server)
 {
+    struct engine *e = t->priv;
     if (c->state == S_DEAD)
         return;
-    if (by_server && !((struct engine *)t->priv)->closing)
+    if (by_server && !e->closing)
         atomic_fetch_add_explicit(&t->c.closed_by_server, 1, memory_order_relaxed);
     c->state = S_DEAD;
+    retry_later(t, e, c);
 }
 
 static void submit_send(struct engine *e, struct lclient *c, uint32_t i)
@@ -205,6 +241,135 @@ static void arm_recv(struct engine *e, struct lclient *c, uint32_t i)
     fd_sqe(e, sqe, c);
     sqe->user_data = ud(OP_RECV, i);
     c->flags |= CF_RECV;
+}
+
+/* ---- reconnects and churn ---- */
+
+static int heap_push(struct dueheap *h, uint64_t due, uint32_t i)
+{
+    if (h->n == h->cap) {
+        uint32_t ncap = h->cap ? h->cap * 2 : 64;
+        struct due_ent *v = realloc(h->v, ncap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        h->v = v;
+        h->cap = ncap;
+    }
+    uint32_t k = h->n++;
+    while (k > 0 && h->v[(k - 1) / 2].due > due) {
+        h->v[k] = h->v[(k - 1) / 2];
+        k = (k - 1) / 2;
+    }
+    h->v[k] = (struct due_ent){due, i};
+    return 0;
+}
+
+/* Removes and returns the earliest entry; h must not be empty. */
+static struct due_ent heap_pop(struct dueheap *h)
+{
+    struct due_ent top = h->v[0], x = h->v[--h->n];
+    uint32_t k = 0, n = h->n;
+    for (;;) {
+        uint32_t l = 2 * k + 1, m = k;
+        uint64_t md = x.due;
+        if (l < n && h->v[l].due < md)
+            m = l, md = h->v[l].due;
+        if (l + 1 < n && h->v[l + 1].due < md)
+            m = l + 1;
+        if (m == k)
+            break;
+        h->v[k] = h->v[m];
+        k = m;
+    }
+    if (n)
+        h->v[k] = x;
+    return top;
+}
+
+/* When the earliest entry is due; UINT64_MAX for none. */
+static uint64_t heap_next(const struct dueheap *h)
+{
+    return h->n ? h->v[0].due : UINT64_MAX;
+}
+
+/* A uniform double in [0, 1). */
+static double unif(struct engine *e)
+{
+    return (double)(rnd(e) >> 11) * 0x1p-53;
+}
+
+/* c just died: with reconnect = on, a subscriber shuts its socket down (so
+ * the server sees it go, and receives in flight end) and comes back after
+ * backoff_ms, doubled for each failed try up to 64 times, drawn within
+ * +-50% so a crowd dropped at once does not return at once. */
+static void retry_later(struct engine_thread *t, struct engine *e, struct lclient *c)
+{
+    const struct scenario *sc = &t->run->sc;
+    if (!sc->reconnect || c->kind >= K_PUB || e->closing)
+        return;
+    uint32_t i = (uint32_t)(c - e->cl);
+    struct io_uring_sqe *sqe = ring_sqe(&e->ring);
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_RDWR);
+    fd_sqe(e, sqe, c);
+    sqe->user_data = ud(OP_IGNORE, i);
+    uint64_t base = sc->backoff_ns << (c->attempts < 6 ? c->attempts : 6);
+    if (c->attempts < 255)
+        c->attempts++;
+    c->due = now_ns() + (uint64_t)((double)base * (0.5 + unif(e)));
+    if (heap_push(&e->dues, c->due, i) < 0)
+        CNT(t, reconnect_failed, 1); /* out of memory: it stays down */
+}
+
+static void churn_later(struct engine_thread *t, struct engine *e, struct lclient *c, uint64_t now)
+{
+    uint64_t mean = t->run->sc.churn_ns;
+    if (!mean)
+        return;
+    double u = unif(e);
+    c->due = now + (uint64_t)(-log(1 - u) * (double)mean); /* exponential, mean churn */
+    heap_push(&e->dues, c->due, (uint32_t)(c - e->cl));
+}
+
+static void open_client(struct engine_thread *t, struct engine *e, uint32_t i);
+
+/* A new connection for dead client i. What it knows of its stream (its
+ * position, its id offset) stays, so the check goes on where it stopped. */
+static void reopen(struct engine_thread *t, struct engine *e, uint32_t i)
+{
+    struct lclient *c = &e->cl[i];
+    if (!(e->ring.feat & FEAT_DIRECT))
+        close(c->fd);
+    c->rxlen = 0;
+    c->txlen = c->txoff = 0;
+    free(c->p); /* the SSE parser is made again on the 200 */
+    c->p = NULL;
+    c->flags &= CF_SUBBED | CF_ANCHORED | CF_SINCE | CF_HAVEID;
+    CNT(t, reconnects, 1);
+    open_client(t, e, i);
+}
+
+/* Reconnects and churn drops that are due. A dead client whose operations
+ * have not all completed yet is looked at again a millisecond later. */
+static void dues(struct engine_thread *t, struct engine *e, uint64_t now)
+{
+    int phase = atomic_load(&t->run->phase);
+    while (heap_next(&e->dues) <= now) {
+        struct due_ent d = heap_pop(&e->dues);
+        struct lclient *c = &e->cl[d.i];
+        if (c->due != d.due)
+            continue; /* stale: the client moved on */
+        if (c->state == S_DEAD && !e->closing) {
+            if (c->flags & (CF_SENDING | CF_RECV)) {
+                c->due = now + 1000000;
+                heap_push(&e->dues, c->due, d.i);
+            } else {
+                reopen(t, e, d.i);
+            }
+        } else if (c->state == S_STREAM && phase < PH_DRAIN && !e->closing) {
+            CNT(t, churn_drops, 1);
+            kill_client(t, c, 0);
+        }
+    }
 }
 
 /* Opens client i: a socket in the ring's table, then an asynchronous
@@ -256,14 +421,55 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
     c->state = S_CONNECTING;
 }
 
+/* A subscriber's last id as the server wrote it: "N", or "A:B" (see
+ * parse_id). */
+static void id_text(const struct lclient *c, char out[48])
+{
+    if (c->id_form == 2)
+        snprintf(out, 48, "%llu:%llu", (unsigned long long)(c->last_id >> 24),
+                 (unsigned long long)(c->last_id & 0xffffff));
+    else
+        snprintf(out, 48, "%llu", (unsigned long long)c->last_id);
+}
+
+/* A reconnecting SSE or WebSocket subscriber asks for what it missed when
+ * the scenario says how (resume) and it knows where it stopped; else it
+ * starts afresh and the messages it missed are counted as such. WebSocket
+ * has no Last-Event-ID: it always resumes with ?since. */
+static int resuming(const struct scenario *sc, struct lclient *c)
+{
+    int yes = sc->resume != SCENARIO_RESUME_NONE && (c->flags & CF_SUBBED) &&
+              (c->flags & CF_HAVEID);
+    c->flags = (uint16_t)(yes ? c->flags | CF_RESUMING : c->flags & ~CF_RESUMING);
+    return yes;
+}
+
+/* Appends "?since=ID" (or "&since=ID") to path. */
+static void add_since(const struct lclient *c, char *path, size_t cap)
+{
+    char id[48];
+    size_t n = strlen(path);
+    id_text(c, id);
+    snprintf(path + n, cap - n, "%csince=%s", strchr(path, '?') ? '&' : '?', id);
+}
+
 static void start_sse(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i)
 {
-    char name[160], path[1200], req[1700];
-    scenario_channel_name(&t->run->sc, c->chan, name, sizeof(name));
-    scenario_url_path(&t->run->sc.sub_url, name, path, sizeof(path));
+    const struct scenario *sc = &t->run->sc;
+    char name[160], path[1300], req[1900], last[80] = "", id[48];
+    scenario_channel_name(sc, c->chan, name, sizeof(name));
+    scenario_url_path(&sc->sub_url, name, path, sizeof(path));
+    if (resuming(sc, c)) {
+        if (sc->resume == SCENARIO_RESUME_SINCE) {
+            add_since(c, path, sizeof(path));
+        } else {
+            id_text(c, id);
+            snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
+        }
+    }
     int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path,
-                     e->host_hdr);
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", path,
+                     e->host_hdr, last);
     tx_append(c, req, (size_t)n);
     c->state = S_HEAD;
     submit_send(e, c, i);
@@ -329,6 +535,17 @@ static void check_seq(struct engine_thread *t, struct engine *e, struct lclient 
         CNT(t, early, 1);
         return;
     }
+    if (c->flags & CF_RESYNC) {
+        /* The server said messages are gone (a gap): the first one after it
+         * sets the position, and what was skipped is a signalled loss, not
+         * a silent one. Its ids may start over (a restarted server). */
+        c->flags &= ~CF_RESYNC;
+        if (seq > c->next_seq) {
+            CNT(t, gap_skipped, seq - c->next_seq);
+            c->next_seq = seq;
+        }
+        c->have_offset = 0;
+    }
     if (seq == c->next_seq) {
         c->next_seq++;
     } else if (seq > c->next_seq) {
@@ -356,6 +573,7 @@ static void on_event(struct engine_thread *t, struct engine *e, struct lclient *
 {
     if (span_eq(ev->type, SPAN_LIT("gap"))) {
         CNT(t, server_gaps, 1);
+        c->flags |= CF_RESYNC;
         return;
     }
     uint64_t seq, tns, id, lo;
@@ -375,7 +593,11 @@ static void on_event(struct engine_thread *t, struct engine *e, struct lclient *
         if (c->id_form && key <= c->last_id)
             CNT(t, id_mismatch, 1);
         c->last_id = key;
+        c->flags |= CF_HAVEID;
         id = seq + c->id_offset; /* the step check below does not apply */
+    } else {
+        c->last_id = id;
+        c->flags |= CF_HAVEID;
     }
     c->id_form = (uint8_t)(form ? form : c->id_form);
     check_seq(t, e, c, seq, tns, id, now, 1);
@@ -386,11 +608,24 @@ static void on_event(struct engine_thread *t, struct engine *e, struct lclient *
  * subscription. */
 static void subscribed(struct engine_thread *t, struct lclient *c)
 {
-    c->baseline = atomic_load(&t->run->chan_sent[c->chan]) + 1;
-    c->next_seq = c->baseline;
+    struct engine *e = t->priv;
+    uint64_t next = atomic_load(&t->run->chan_sent[c->chan]) + 1;
+    if (!(c->flags & CF_SUBBED)) {
+        c->baseline = c->next_seq = next;
+        KCNT(t, c, subscribed, subscribed, 1);
+    } else if (!(c->flags & CF_RESUMING)) {
+        /* Back without asking for what it missed: that is not loss, and,
+         * like a new subscriber, it may still be sent what was announced
+         * before its answer came (early, not duplicated). */
+        if (next > c->next_seq)
+            CNT(t, missed_offline, next - c->next_seq);
+        if (next > c->next_seq)
+            c->baseline = c->next_seq = next;
+    } /* else resumed: the server sends on from the last id, next_seq stays */
+    c->attempts = 0;
     c->state = S_STREAM;
     c->flags |= CF_SUBBED;
-    KCNT(t, c, subscribed, subscribed, 1);
+    churn_later(t, e, c, now_ns());
 }
 
 /* The status line of a response head: 1 for 200, 0 otherwise. */
@@ -505,16 +740,24 @@ static span_t head_value(const char *h, size_t n, span_t name)
 
 static void start_ws(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i)
 {
-    char name[160], path[1200], req[1900];
+    const struct scenario *sc = &t->run->sc;
+    char name[160], path[1300], req[2100];
     uint64_t k[2] = {rnd(e), rnd(e)};
     b64_16((const uint8_t *)k, c->wskey);
-    scenario_channel_name(&t->run->sc, c->chan, name, sizeof(name));
-    scenario_url_path(&t->run->sc.sub_url, name, path, sizeof(path));
+    scenario_channel_name(sc, c->chan, name, sizeof(name));
+    scenario_url_path(&sc->sub_url, name, path, sizeof(path));
+    if (resuming(sc, c))
+        add_since(c, path, sizeof(path));
+    /* Asking for server_no_context_takeover makes every message inflate on
+     * its own (RFC 7692 7.1.1.1): no window kept per client. */
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %.24s\r\n"
-                     "Sec-WebSocket-Protocol: ringcast.json\r\n\r\n",
-                     path, e->host_hdr, c->wskey);
+                     "Sec-WebSocket-Protocol: ringcast.json\r\n%s\r\n",
+                     path, e->host_hdr, c->wskey,
+                     sc->ws_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                      "server_no_context_takeover; client_no_context_takeover\r\n"
+                                    : "");
     tx_append(c, req, (size_t)n);
     c->state = S_HEAD;
     submit_send(e, c, i);
@@ -544,12 +787,21 @@ static void ws_frame_in(struct engine_thread *t, struct engine *e, struct lclien
     case WS_OP_TEXT:
         if (!f->fin) /* ringcast sends each message as one frame */
             break;
+        if (f->rsv1) { /* compressed: ws_parse_frame allows it only with CF_DEFLATE */
+            uint64_t max = (uint64_t)t->run->sc.message_size * 8 + 4096;
+            if (wsdeflate_inflate(&e->z, NULL, pl, max, &pl) != 0)
+                break;
+            CNT(t, ws_inflated, 1);
+        }
         switch (jsonmsg_frame(pl, &m)) {
         case 0:
             CNT(t, server_gaps, 1);
+            c->flags |= CF_RESYNC;
             return;
         case 1:
             if (parse_payload(m.data, &seq, &tns) == 0) {
+                c->last_id = m.id;
+                c->flags |= CF_HAVEID;
                 check_seq(t, e, c, seq, tns, m.id, now, 1);
                 return;
             }
@@ -590,7 +842,7 @@ static void ws_frames(struct engine_thread *t, struct engine *e, struct lclient 
     size_t off = 0;
     while (off < n && c->state == S_STREAM) {
         struct ws_frame f;
-        int h = ws_parse_frame(p + off, n - off, 0, max, &f);
+        int h = ws_parse_frame(p + off, n - off, (c->flags & CF_DEFLATE) ? WS_DEFLATE : 0, max, &f);
         if (h == WS_INCOMPLETE)
             break;
         if (h < 0) {
@@ -631,12 +883,20 @@ static void ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *
         char want[WS_ACCEPT_LEN];
         span_t acc = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Accept"));
         span_t proto = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Protocol"));
+        span_t ext = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Extensions"));
+        /* With ws_deflate the extension is required, with the window reset
+         * we asked for; without, a server may not impose one. */
+        int deflate = ext.len && memmem(ext.base, ext.len, "permessage-deflate", 18);
+        int fresh = ext.len && memmem(ext.base, ext.len, "server_no_context_takeover", 26);
         if (ws_accept_key(span_of(c->wskey, sizeof(c->wskey)), want) < 0 ||
             !span_eq(acc, span_of(want, WS_ACCEPT_LEN)) ||
-            !span_eq(proto, SPAN_LIT("ringcast.json"))) {
+            !span_eq(proto, SPAN_LIT("ringcast.json")) ||
+            (t->run->sc.ws_deflate ? !(deflate && fresh) : ext.len != 0)) {
             fail_connect(t, c, &t->c.protocol_errors);
             return;
         }
+        if (deflate)
+            c->flags |= CF_DEFLATE;
         size_t skip = head - old;
         p += skip;
         n -= skip;
@@ -696,8 +956,10 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
         kill_client(t, c, 0);
         return;
     }
-    if (a.gap)
+    if (a.gap) {
         CNT(t, server_gaps, 1);
+        c->flags |= CF_RESYNC;
+    }
     int history = c->kind == K_POLL && !(c->flags & CF_SINCE);
     uint64_t sent = history ? atomic_load(&t->run->chan_sent[c->chan]) : 0;
     int r;
@@ -730,42 +992,6 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
         KCNT(t, c, subscribed, subscribed, 1);
     c->last_id = a.last_id;
     c->flags |= CF_SINCE;
-}
-
-static void pheap_push(struct engine *e, uint32_t i)
-{
-    uint32_t k = e->pheap_n++;
-    uint64_t due = e->cl[i].next_poll;
-    while (k > 0 && e->cl[e->pheap[(k - 1) / 2]].next_poll > due) {
-        e->pheap[k] = e->pheap[(k - 1) / 2];
-        k = (k - 1) / 2;
-    }
-    e->pheap[k] = i;
-    if (due < e->poll_min)
-        e->poll_min = due;
-}
-
-/* Restores the heap after its root was replaced. */
-static void pheap_down(struct engine *e)
-{
-    uint32_t k = 0, n = e->pheap_n;
-    if (!n)
-        return;
-    uint32_t x = e->pheap[0];
-    uint64_t due = e->cl[x].next_poll;
-    for (;;) {
-        uint32_t l = 2 * k + 1, m = k;
-        uint64_t md = due;
-        if (l < n && e->cl[e->pheap[l]].next_poll < md)
-            m = l, md = e->cl[e->pheap[l]].next_poll;
-        if (l + 1 < n && e->cl[e->pheap[l + 1]].next_poll < md)
-            m = l + 1;
-        if (m == k)
-            break;
-        e->pheap[k] = e->pheap[m];
-        k = m;
-    }
-    e->pheap[k] = x;
 }
 
 /* Frames the next Content-Length response in p[0..n): 1 with its head and
@@ -812,26 +1038,24 @@ static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient
             break;
         if (c->kind == K_LP)
             poll_request(t, e, c, i, now);
-        else
-            pheap_push(e, i);
+        else if (heap_push(&e->polls, c->next_poll, i) < 0)
+            kill_client(t, c, 0);
     }
     memmove(c->rx, c->rx + off, c->rxlen - off);
     c->rxlen -= (uint32_t)off;
 }
 
-/* Sends every short poll that is due; remembers when the next one is. A
- * poller is in the heap from its answer to its next request, so at most once;
- * one that died meanwhile is dropped when it comes up. */
+/* Sends every short poll that is due. A poller is in the heap from its
+ * answer to its next request; an entry of one that died, or reconnected and
+ * was queued again, is stale and skipped. */
 static void polls_due(struct engine_thread *t, struct engine *e, uint64_t now)
 {
-    while (e->pheap_n && e->cl[e->pheap[0]].next_poll <= now) {
-        uint32_t i = e->pheap[0];
-        e->pheap[0] = e->pheap[--e->pheap_n];
-        pheap_down(e);
-        if (e->cl[i].state == S_STREAM && !(e->cl[i].flags & CF_WAITING))
-            poll_request(t, e, &e->cl[i], i, now);
+    while (heap_next(&e->polls) <= now) {
+        struct due_ent d = heap_pop(&e->polls);
+        struct lclient *c = &e->cl[d.i];
+        if (c->next_poll == d.due && c->state == S_STREAM && !(c->flags & CF_WAITING))
+            poll_request(t, e, c, d.i, now);
     }
-    e->poll_min = e->pheap_n ? e->cl[e->pheap[0]].next_poll : UINT64_MAX;
 }
 
 /* Publisher j's owned channels are j, j+P, ...: request k goes to channel
@@ -930,12 +1154,17 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
             c->state = S_STREAM;
             arm_recv(e, c, i);
             poll_request(t, e, c, i, now);
-            KCNT(t, c, subscribed, subscribed, 1);
+            if (!c->attempts) /* else a reconnect: it asks with since as before */
+                KCNT(t, c, subscribed, subscribed, 1);
+            c->attempts = 0;
+            churn_later(t, e, c, now);
             break;
         case K_POLL: /* the first poll now, for the baseline */
             c->state = S_STREAM;
             arm_recv(e, c, i);
             poll_request(t, e, c, i, now);
+            c->attempts = 0;
+            churn_later(t, e, c, now);
             break;
         default:
             c->state = S_STREAM;
@@ -1091,6 +1320,7 @@ static void *engine_main(void *arg)
                 if (e->cl[i].state == S_STREAM)
                     pub_due(t, e, &e->cl[i], i, now);
         polls_due(t, e, now);
+        dues(t, e, now);
         tick(t, e, now);
         /* Sleep until the next publish or poll is due, at most 10 ms. */
         uint64_t wait = 10000000;
@@ -1103,8 +1333,10 @@ static void *engine_main(void *arg)
             if ((phase == PH_WARMUP || phase == PH_MEASURE) && due > now && due - now < wait)
                 wait = due - now;
         }
-        if (e->poll_min > now && e->poll_min - now < wait)
-            wait = e->poll_min - now;
+        uint64_t next = heap_next(&e->polls) < heap_next(&e->dues) ? heap_next(&e->polls)
+                                                                    : heap_next(&e->dues);
+        if (next > now && next - now < wait)
+            wait = next - now;
         /* Wake for a batch of completions or within 1 ms, not for each one:
          * a wake-up per delivery costs the sending server more than the send
          * (it is charged to the sender), and that would skew its figures.
@@ -1164,8 +1396,6 @@ int engine_start(struct run *r, struct engine_thread *t)
     uint64_t seed = sc->seed * 2654435761u + (uint64_t)t->id;
     /* Subscribers by kind, short pollers last; each kind spread on its own. */
     for (int kd = 0; kd < LK_N; kd++) {
-        if (kd == K_POLL)
-            e->first_poll = k;
         for (uint32_t j = id; j < nkind[kd]; j += step, k++) {
             struct lclient *c = &e->cl[k];
             c->kind = (uint8_t)kd;
@@ -1180,10 +1410,7 @@ int engine_start(struct run *r, struct engine_thread *t)
         }
     }
     e->rng = (seed | 1) * 0x9e3779b97f4a7c15ull;
-    e->poll_min = UINT64_MAX;
-    e->pheap = malloc(sizeof(*e->pheap) * (e->ncl - e->first_poll + 1));
-    if (!e->pheap)
-        return -ENOMEM;
+    wsdeflate_init(&e->z);
     for (uint32_t i = 0; i < e->npub; i++)
         if (e->cl[i].nowned == 0 || sc->publish_rate <= 0)
             e->cl[i].state = S_DEAD; /* nothing to publish */
@@ -1222,7 +1449,11 @@ void engine_final_check(struct engine_thread *t)
             c->kind == K_POLL ? c->acked_checked : atomic_load(&t->run->chan_acked[c->chan]);
         if (!(c->flags & (CF_SUBBED | CF_ANCHORED)))
             continue; /* never subscribed, or a poller that never saw a message */
-        if (acked >= c->next_seq)
+        if (acked < c->next_seq)
+            continue;
+        if (c->state == S_DEAD && t->run->sc.reconnect)
+            CNT(t, missed_offline, acked - c->next_seq + 1); /* the run ended while it was away */
+        else
             KCNT(t, c, lost, lost, acked - c->next_seq + 1);
     }
     for (uint32_t i = 0; i < e->ncl; i++) {
@@ -1232,7 +1463,9 @@ void engine_final_check(struct engine_thread *t)
         free(e->cl[i].p);
     }
     free(e->cl);
-    free(e->pheap);
+    free(e->polls.v);
+    free(e->dues.v);
+    wsdeflate_destroy(&e->z);
     free(e->body);
     hist_free(e->interval);
     if (atomic_load(&e->ready) == 1)

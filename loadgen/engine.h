@@ -6,7 +6,7 @@
  * starts the threads, steps the phases and reads the counters; each engine thread owns its clients,
  * ring and histogram and shares only the atomics below.
  *
- * Not yet: TLS, reconnects, several-channel subscriptions.
+ * Not yet: TLS, several-channel subscriptions.
  */
 #ifndef RINGLOAD_ENGINE_H
 #define RINGLOAD_ENGINE_H
@@ -43,6 +43,11 @@ struct engine_counts {
     _Atomic uint64_t published, acked, publish_failed;
     _Atomic uint64_t deliveries, measured;
     _Atomic uint64_t lost, duplicates, reordered, id_mismatch, server_gaps, early;
+    /* Reconnects (scenario reconnect = on): made, failed, and voluntary drops
+     * (churn); messages a subscriber missed while away without resuming, and
+     * messages skipped over a gap the server signalled. */
+    _Atomic uint64_t reconnects, reconnect_failed, churn_drops, missed_offline, gap_skipped;
+    _Atomic uint64_t ws_inflated; /* permessage-deflate frames inflated */
     _Atomic uint64_t p99_ns; /* of the last second, this thread */
 };
 

@@ -384,6 +384,13 @@ int main(int argc, char **argv)
            "signalled %llu\n",
            (unsigned long long)lost, (unsigned long long)reord, (unsigned long long)mism,
            (unsigned long long)SUM(r, server_gaps));
+    if (sc->reconnect || sc->ws_deflate)
+        printf("ringload: %llu reconnects (%llu failed tries), %llu churn drops, %llu messages "
+               "missed while away without resume, %llu skipped over signalled gaps, %llu "
+               "compressed WebSocket frames\n",
+               (unsigned long long)SUM(r, reconnects), (unsigned long long)SUM(r, reconnect_failed),
+               (unsigned long long)SUM(r, churn_drops), (unsigned long long)SUM(r, missed_offline),
+               (unsigned long long)SUM(r, gap_skipped), (unsigned long long)SUM(r, ws_inflated));
     static const char *kname[LK_N] = {"sse", "ws", "longpoll", "poll"};
     const uint32_t kwant[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
     for (int k = 0; k < LK_N; k++)

@@ -127,7 +127,12 @@ static const struct scenario_key keys[] = {
     ENUM("resume", resume, resume_names, "none",
          "after a reconnect ask for missed messages: none, last-event-id or since"),
     ENUM("reconnect", reconnect, onoff_names, "off", "on: reconnect dropped subscribers"),
-    DURATION("backoff_ms", backoff_ns, 0, NS_H, NS_MS, "100ms", "250", "wait before a reconnect"),
+    DURATION("backoff_ms", backoff_ns, 0, NS_H, NS_MS, "100ms", "250",
+             "first wait before a reconnect, doubled after each failed try"),
+    DURATION("churn", churn_ns, 0, 24 * NS_H, NS_S, "0ns", "30s",
+             "mean time a subscriber keeps its connection before reconnecting; 0 = forever"),
+    ENUM("ws_deflate", ws_deflate, onoff_names, "off",
+         "on: WebSocket subscribers offer permessage-deflate and require it"),
     {.doc = {"src", "IPv4 range", "", "source addresses to bind (empty: the kernel picks)"},
      .type = SC_SRC,
      FIELD(src_first)},
@@ -901,6 +906,10 @@ int scenario_check(const struct scenario *s, char *err, size_t errlen)
         sc_err(err, errlen,
                "publish_rate = %g needs publishers of at least 1 (or publish_rate = 0)",
                s->publish_rate);
+        return -EINVAL;
+    }
+    if (s->churn_ns && !s->reconnect) {
+        sc_err(err, errlen, "churn needs reconnect = on: a subscriber that drops must come back");
         return -EINVAL;
     }
     return 0;

@@ -61,7 +61,16 @@
  *                                                            messages: none, last-event-id
  *                                                            (SSE header), since (?since=N)
  * reconnect      enum        off                             on: reconnect dropped subscribers
- * backoff_ms     duration    100ms                           wait before a reconnect (0..1h)
+ * backoff_ms     duration    100ms                           first wait before a reconnect,
+ *                                                            doubled after each failed try (up
+ *                                                            to 64x), each drawn within +-50%
+ *                                                            (0..1h)
+ * churn          duration    0ns (never)                     subscribers drop their connection
+ *                                                            after a random time with this mean
+ *                                                            (exponential) and reconnect
+ *                                                            (needs reconnect = on) (0..24h)
+ * ws_deflate     enum        off                             on: WebSocket subscribers offer
+ *                                                            permessage-deflate and require it
  * src            IPv4 range  (empty: the kernel picks)       source addresses to bind, one or
  *                                                            a range: 127.0.0.2-127.0.0.250
  * procs          count       1                               processes (1..1024)
@@ -127,6 +136,8 @@ struct scenario {
     enum scenario_resume resume;
     int reconnect; /* 0 off, 1 on */
     uint64_t backoff_ns;
+    uint64_t churn_ns; /* 0: subscribers keep their connection */
+    int ws_deflate;    /* 0 off, 1 on */
     /* Where from. */
     int has_src;                  /* src given; else the kernel picks */
     uint32_t src_first, src_last; /* IPv4, host byte order, first <= last */

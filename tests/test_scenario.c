@@ -95,6 +95,11 @@ static const struct good goods[] = {
     {"backoff_ms", "0", "0ns"},
     {"backoff_ms", "250", "250ms"},
     {"backoff_ms", "1.5s", "1500ms"},
+    {"churn", "0", "0ns"},
+    {"churn", "30", "30s"},
+    {"churn", "250ms", "250ms"},
+    {"ws_deflate", "on", "on"},
+    {"ws_deflate", "off", "off"},
     {"src", "127.0.0.2-127.0.0.250", "127.0.0.2-127.0.0.250"},
     {"src", "10.0.0.1", "10.0.0.1-10.0.0.1"},
     {"src", "10.0.0.1 - 10.0.0.5", "10.0.0.1-10.0.0.5"},
@@ -225,6 +230,9 @@ static const struct bad bads[] = {
     {"reconnect", "yes", "expected off or on"},
     {"reconnect", "1", "expected off or on"},
     {"backoff_ms", "1.5h", "from 0 to 1h: a number of milliseconds"},
+    {"churn", "25h", "from 0 to 24h"},
+    {"churn", "-1", "from 0 to 24h"},
+    {"ws_deflate", "yes", "expected off or on"},
     {"src", "127.0.0.9-127.0.0.2", "the range is reversed: 127.0.0.9 is above 127.0.0.2"},
     {"src", "256.0.0.1", "expected an IPv4 address or range like 127.0.0.2-127.0.0.250"},
     {"src", "1.2.3", "IPv4"},
@@ -336,6 +344,8 @@ Test(scenario, defaults)
     cr_assert_eq(s.resume, SCENARIO_RESUME_NONE);
     cr_assert_eq(s.reconnect, 0);
     cr_assert_eq(s.backoff_ns, 100000000u);
+    cr_assert_eq(s.churn_ns, 0);
+    cr_assert_eq(s.ws_deflate, 0);
     cr_assert_eq(s.has_src, 0);
     cr_assert_eq(s.procs, 1);
     cr_assert_eq(s.threads, 0);
@@ -648,6 +658,11 @@ Test(scenario, check_across_keys)
     cr_assert_str_eq(err, "publish_rate = 5 needs publishers of at least 1 (or publish_rate = 0)");
     s.publishers = 2;
     cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0);
+    s.churn_ns = 1000000000u;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
+    cr_assert_not_null(strstr(err, "churn needs reconnect = on"));
+    s.reconnect = 1;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0);
 }
 
 Test(scenario, format_parses_back)
@@ -687,6 +702,8 @@ Test(scenario, format_parses_back)
             {"resume", "since"},
             {"reconnect", "on"},
             {"backoff-ms", "7"},
+            {"churn", "90s"},
+            {"ws-deflate", "on"},
             {"src", "127.0.0.2-127.0.3.4"},
             {"procs", "8"},
             {"threads", "9"},
