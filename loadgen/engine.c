@@ -674,7 +674,7 @@ static void sse_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         free(c->rx);
         c->rx = NULL;
         c->rxlen = c->rxcap = 0;
-        size_t cap = t->run->sc.message_size + 256;
+        size_t cap = t->run->sc.message_size + 16; /* an event's data is one message */
         c->p = malloc(sizeof(*c->p) + cap);
         if (!c->p) {
             kill_client(t, c, 0);
@@ -857,7 +857,11 @@ static void ws_frames(struct engine_thread *t, struct engine *e, struct lclient 
     }
     if (c->state != S_STREAM)
         return;
-    if (p == c->rx) {
+    if (p == c->rx && off == n) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rxlen = c->rxcap = 0;
+    } else if (p == c->rx) {
         memmove(c->rx, c->rx + off, n - off);
         c->rxlen = (uint32_t)(n - off);
     } else if (off < n && append(&c->rx, &c->rxlen, &c->rxcap, p + off, n - off) < 0) {
@@ -901,7 +905,9 @@ static void ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *
         size_t skip = head - old;
         p += skip;
         n -= skip;
-        c->rxlen = 0; /* the buffer stays for partial frames */
+        free(c->rx); /* made again only for a frame split across reads */
+        c->rx = NULL;
+        c->rxlen = c->rxcap = 0;
         subscribed(t, c);
     }
     ws_frames(t, e, c, i, p, n, now);
@@ -1183,7 +1189,7 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
         c->txoff += (uint32_t)res;
         if (c->txoff == c->txlen) {
             c->txoff = c->txlen = 0;
-            if (c->kind == K_SSE) { /* the request is all an SSE client sends */
+            if (c->kind != K_PUB) { /* subscribers send rarely: no idle buffer */
                 free(c->tx);
                 c->tx = NULL;
                 c->txcap = 0;
@@ -1280,16 +1286,19 @@ static void *engine_main(void *arg)
     struct engine *e = t->priv;
     struct run *r = t->run;
     /* The ring is made here: SINGLE_ISSUER wants its only submitter. */
-    /* A fan-out lands on every subscriber at once, one buffer each: with too
-     * few, multishot receives end in ENOBUFS and are re-armed over and over. */
-    uint32_t nbufs = 1024;
-    while (nbufs < e->ncl && nbufs < 32768)
+    /* A fan-out lands on many subscribers at once, one buffer each: with too
+     * few, multishot receives end in ENOBUFS and are re-armed (correct, but
+     * slower); with too many they are most of the memory per client at
+     * 100,000 clients. A quarter of the clients, 512 to 8192 buffers, of 512
+     * bytes for small messages. */
+    uint32_t nbufs = 512;
+    while (nbufs < e->ncl / 4 && nbufs < 8192)
         nbufs *= 2;
     struct ring_params rp = {.allowed = FEAT_ALL,
                              .sq_entries = 4096,
                              .nfiles = e->ncl + 16,
                              .nbufs = nbufs,
-                             .bufsize = 1024};
+                             .bufsize = r->sc.message_size <= 256 ? 512 : 1024};
     int rc = ring_init(&e->ring, &rp);
     if (rc == 0 && !(e->ring.feat & FEAT_RECV_MULTISHOT))
         rc = -EOPNOTSUPP;
@@ -1305,14 +1314,15 @@ static void *engine_main(void *arg)
         uint64_t now = now_ns();
         if (phase == PH_DONE)
             break;
-        /* Open connections at the ramp's pace, publishers first. */
+        /* Open connections at the ramp's pace, publishers last: one idle
+         * through a long ramp would meet the server's header timeout. */
         uint32_t allowed = e->ncl;
         if (per_thread_ramp > 0) {
             double n = (double)(now - ramp_start) / 1e9 * per_thread_ramp + 1;
             allowed = n < e->ncl ? (uint32_t)n : e->ncl;
         }
         while (e->nopened < allowed) {
-            uint32_t i = e->nopened++;
+            uint32_t i = (e->nopened++ + e->npub) % e->ncl;
             if (e->cl[i].state != S_DEAD) /* publishers with nothing to publish stay unopened */
                 open_client(t, e, i);
         }
