@@ -851,7 +851,7 @@ int main(int argc, char **argv)
     double epoch = 0;
     int status =
         full.procs > 1 ? run_procs(&full, &o, &res, &epoch) : run_one(&full, &o, &res, &epoch);
-    if (status == RESULT_INPUT && !res.merged) {
+    if (!res.merged && status != RESULT_OK) { /* nothing ran to the end: nothing to report */
         result_free(&res);
         return status;
     }
