@@ -760,6 +760,10 @@ static int cmd_merge(int argc, char **argv)
     if (count > 1 && count <= 64 && seen != (count == 64 ? ~0ull : (1ull << count) - 1))
         fprintf(stderr, "ringload: merge: note: not every shard of %u is here\n", count);
     free(files);
+    if (!all.merged) {
+        result_free(&all);
+        return status;
+    }
     status = finish(&sc, &all, epoch, status);
     result_free(&all);
     return status;

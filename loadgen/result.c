@@ -643,7 +643,10 @@ int result_read(struct result *res, const char *path, char *err, size_t errlen)
     json_error_t je;
     json_t *o = json_load_file(path, 0, &je);
     if (!o) {
-        snprintf(err, errlen, "%s: line %d: %s", path, je.line, je.text);
+        if (je.line > 0)
+            snprintf(err, errlen, "%s: line %d: %s", path, je.line, je.text);
+        else
+            snprintf(err, errlen, "%s", je.text); /* "unable to open PATH: reason" */
         return -EINVAL;
     }
     if (!json_is_object(o) || !json_is_string(json_object_get(o, "tool")) ||
