@@ -17,14 +17,16 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CPPFLAGS := -Iinclude
 CFLAGS   ?= -O2 -g
 LDLIBS   := -luring -lwolfssl -lz -lpthread -lm
-TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS)
+# ringload's results (JSON); the sanitized builds link the loadgen objects too.
+LGLIBS   := -ljansson
+TESTLIBS := -lcriterion -lhttp_parser $(LDLIBS) $(LGLIBS)
 SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 TSAN     := -O1 -g -fsanitize=thread
 FUZZSAN  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 20
 
 # What building and running needs; what the tests need on top.
-RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev
+RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libjansson-dev
 TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl \
              python3-websockets nodejs node-ws
 
@@ -73,11 +75,11 @@ build/ringcast: build/obj/main.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/ringload: build/obj/lg_main.o $(LG_OBJS) $(LIB_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(LGLIBS)
 
 # The integration tests run this sanitized build of the server.
 build/asan/ringcast: build/asan/main.o $(ASAN_OBJS)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) $(LGLIBS)
 
 build/asan/test_%: tests/test_%.c $(ASAN_OBJS)
 	@mkdir -p $(@D)
@@ -89,7 +91,7 @@ build/tsan/test_spsc: tests/test_spsc.c src/spsc.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(@D)
-	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) -fsanitize=fuzzer $(CPPFLAGS) -Iloadgen -o $@ $^ $(LDLIBS)
+	$(CLANG) $(CSTD) $(WARN) $(FUZZSAN) -fsanitize=fuzzer $(CPPFLAGS) -Iloadgen -o $@ $^ $(LDLIBS) $(LGLIBS)
 
 run: deps-run build/ringcast
 	./build/ringcast $(ARGS)

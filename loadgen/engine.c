@@ -151,6 +151,8 @@ static void retry_later(struct engine_thread *t, struct engine *e, struct lclien
 static void fail_connect(struct engine_thread *t, struct lclient *c, _Atomic uint64_t *f)
 {
     struct engine *e = t->priv;
+    if (c->state == S_HEAD || c->state == S_STREAM)
+        CNT(t, ended, 1);
     c->state = S_DEAD;
     if (c->attempts) { /* a reconnect that did not make it: try again later */
         CNT(t, reconnect_failed, 1);
@@ -217,6 +219,8 @@ static void kill_client(struct engine_thread *t, struct lclient *c, int by_serve
         return;
     if (by_server && !e->closing)
         atomic_fetch_add_explicit(&t->c.closed_by_server, 1, memory_order_relaxed);
+    if (c->state == S_HEAD || c->state == S_STREAM)
+        CNT(t, ended, 1);
     c->state = S_DEAD;
     retry_later(t, e, c);
 }

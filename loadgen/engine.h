@@ -39,6 +39,7 @@ struct engine_counts {
     _Atomic uint64_t polls, pongs; /* short-poll requests sent, WebSocket pongs sent */
     _Atomic uint64_t ws_closes;    /* close handshakes completed at the end of the run */
     _Atomic uint64_t connected, subscribed, connect_failed, refused, closed_by_server;
+    _Atomic uint64_t ended; /* connections that ended (connected - ended are open) */
     _Atomic uint64_t bad_status, protocol_errors;
     _Atomic uint64_t published, acked, publish_failed;
     _Atomic uint64_t deliveries, measured;

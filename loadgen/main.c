@@ -1,11 +1,13 @@
 /*
- * main.c: ringload's command line, phases, progress line and results. Reads
- * the scenario (file, then flags), checks the server answers, starts one
- * engine thread per core (engine.c), steps them through connect, warm-up,
- * measurement and drain, then merges their histograms and counters into a
- * summary and, with json = FILE, a JSON result. Exits 1 when any delivery
- * was lost, duplicated or out of order, 2 on bad input or an unreachable
- * server.
+ * main.c: ringload's command line, phases, progress line and processes.
+ * Reads the scenario (file, then flags), checks the server answers, starts
+ * one engine thread per core (engine.c), steps them through connect,
+ * warm-up, measurement and drain, and samples memory and CPU (its own, the
+ * server's, the machine's) at the phase changes; result.c turns that into
+ * the summary, the JSON and the comparison with a baseline. With procs = N
+ * it forks N children, each running slice i/N, and merges their results.
+ * Subcommands "compare" and "merge" work on result files alone. Exit
+ * statuses: see usage() and result.h.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -15,22 +17,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "result.h"
 #include "util.h"
 
 static void usage(void)
 {
     printf("usage: ringload [--scenario FILE] [--KEY VALUE]... [--server-pid PID]\n"
-           "               [--connect-timeout S]\n\n"
+           "               [--connect-timeout S]\n"
+           "       ringload compare BASELINE.json RESULT.json [--max-regress PCT]\n"
+           "               [--max-regress-latency PCT] [--max-regress-memory PCT]\n"
+           "               [--max-regress-cpu PCT] [--max-regress-rate PCT]\n"
+           "       ringload merge A.json B.json... [--json OUT] [--hdr-log FILE]\n\n"
+           "Exit status: 0 all delivered (and no regression), 1 lost, duplicated, reordered\n"
+           "or unanswered, 2 bad input or unreachable server, 3 the server died, 4 compare\n"
+           "found a regression, 5 a child process (procs) timed out, 130 interrupted.\n\n"
            "Keys (file: key = value; flags: --key-name value):\n");
     for (size_t i = 0;; i++) {
         const struct scenario_key_doc *k = scenario_key(i);
         if (!k)
             break;
-        printf("  %-15s %-10s %-32s %s\n", k->name, k->type, k->def, k->help);
+        printf("  %-19s %-10s %-32s %s\n", k->name, k->type, k->def, k->help);
     }
 }
 
@@ -135,6 +147,32 @@ static long rss_kb(int pid)
     return kb;
 }
 
+/* Cumulative utime and stime of pid, in ticks. 0 or -errno. */
+static int pid_ticks(int pid, uint64_t *user, uint64_t *sys)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    return result_parse_pid_stat(buf, n, user, sys);
+}
+
+/* The machine's busy and total ticks, all CPUs together. 0 or -errno. */
+static int machine_ticks(uint64_t *busy, uint64_t *total)
+{
+    char buf[512];
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    char *nl = memchr(buf, '\n', n);
+    return result_parse_proc_stat(buf, nl ? (size_t)(nl - buf) : n, busy, total);
+}
+
 #define SUM(r, field)                                                                              \
     ({                                                                                             \
         uint64_t s_ = 0;                                                                           \
@@ -145,7 +183,8 @@ static long rss_kb(int pid)
 
 static const char *phase_name[] = {"connect", "warmup", "measure", "drain", "done"};
 
-static void progress(struct run *r, double t, uint64_t *last_pub, uint64_t *last_del)
+static void progress(struct run *r, const char *tag, double t, uint64_t *last_pub,
+                     uint64_t *last_del)
 {
     uint64_t pub = SUM(r, published), del = SUM(r, deliveries), p99 = 0;
     for (int i = 0; i < r->nthreads; i++) {
@@ -153,9 +192,10 @@ static void progress(struct run *r, double t, uint64_t *last_pub, uint64_t *last
         p99 = v > p99 ? v : p99;
     }
     fprintf(stderr,
-            "[%6.1fs] %-7s conns %llu/%u subscribed %llu pub %llu/s deliv %llu/s p99 %.2fms "
+            "%s[%6.1fs] %-7s conns %llu/%u subscribed %llu pub %llu/s deliv %llu/s p99 %.2fms "
             "lost %llu dup/reord %llu errors %llu\n",
-            t, phase_name[atomic_load(&r->phase)], (unsigned long long)SUM(r, connected),
+            tag, t, phase_name[atomic_load(&r->phase)],
+            (unsigned long long)(SUM(r, connected) - SUM(r, ended)),
             r->sc.sse + r->sc.ws + r->sc.longpoll + r->sc.poll + r->sc.publishers,
             (unsigned long long)SUM(r, subscribed), (unsigned long long)(pub - *last_pub),
             (unsigned long long)(del - *last_del), (double)p99 / 1e6,
@@ -167,13 +207,6 @@ static void progress(struct run *r, double t, uint64_t *last_pub, uint64_t *last
     *last_del = del;
 }
 
-/* A percentile, never above the exact maximum (buckets report their top). */
-static double pct(const struct hist *h, double q)
-{
-    uint64_t v = hist_value_at(h, q), m = hist_max(h);
-    return (double)(v < m ? v : m);
-}
-
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -182,160 +215,112 @@ static double cpu_seconds(void)
            ru.ru_stime.tv_usec / 1e6;
 }
 
-int main(int argc, char **argv)
+static double epoch_s(void)
 {
-    static struct run run;
-    struct run *r = &run;
-    char err[SCENARIO_ERR_MAX];
-    int server_pid = 0;
-    double connect_timeout = 60;
-    scenario_init(&r->sc);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc) {
-            char *text = NULL;
-            size_t len = 0;
-            int rc = read_file(argv[i + 1], &text, &len);
-            if (rc < 0) {
-                fprintf(stderr, "ringload: --scenario %s: %s\n", argv[i + 1], strerror(-rc));
-                return 2;
-            }
-            rc = scenario_parse(&r->sc, text, len, err, sizeof(err));
-            free(text);
-            if (rc < 0) {
-                fprintf(stderr, "ringload: %s: %s\n", argv[i + 1], err);
-                return 2;
-            }
-        }
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            usage();
-            return 0;
-        }
-        if (!v || strncmp(f, "--", 2) != 0) {
-            fprintf(stderr, "ringload: %s: expected --key value (see --help)\n", f);
-            return 2;
-        }
-        i++;
-        if (strcmp(f, "--scenario") == 0)
-            continue;
-        if (strcmp(f, "--server-pid") == 0) {
-            server_pid = atoi(v);
-            if (server_pid <= 0 || kill(server_pid, 0) < 0) {
-                fprintf(stderr, "ringload: --server-pid %s: expected a running process id\n", v);
-                return 2;
-            }
-            continue;
-        }
-        if (strcmp(f, "--connect-timeout") == 0) {
-            connect_timeout = atof(v);
-            if (connect_timeout <= 0) {
-                fprintf(stderr, "ringload: --connect-timeout %s: expected seconds > 0\n", v);
-                return 2;
-            }
-            continue;
-        }
-        if (scenario_set(&r->sc, f, v, err, sizeof(err)) < 0) {
-            fprintf(stderr, "ringload: %s\n", err);
-            return 2;
-        }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* What the command line says besides the scenario. */
+struct opts {
+    int server_pid;
+    double connect_timeout;
+    const char *tag; /* progress line prefix ("" or "shard 1/4 ") */
+};
+
+/* The start and end of the measured window, sampled by the phase loop. */
+struct window_mark {
+    uint64_t ns, deliveries, published;
+    double own_cpu;
+    struct result_ticks *server, *machine;
+};
+
+static void mark(struct run *r, const struct opts *o, struct window_mark *m, int end)
+{
+    uint64_t a, b;
+    m->ns = now_ns();
+    m->deliveries = SUM(r, deliveries);
+    m->published = SUM(r, published);
+    m->own_cpu = cpu_seconds();
+    if (o->server_pid && pid_ticks(o->server_pid, &a, &b) == 0) {
+        *(end ? &m->server->user1 : &m->server->user0) = a;
+        *(end ? &m->server->sys1 : &m->server->sys0) = b;
+        m->server->valid = end ? m->server->valid : 1;
+    } else {
+        m->server->valid = 0;
     }
-    if (scenario_check(&r->sc, err, sizeof(err)) < 0) {
-        fprintf(stderr, "ringload: %s\n", err);
-        return 2;
+    if (machine_ticks(&a, &b) == 0) {
+        *(end ? &m->machine->user1 : &m->machine->user0) = a;
+        *(end ? &m->machine->sys1 : &m->machine->sys0) = b;
+        m->machine->valid = end ? m->machine->valid : 1;
+    } else {
+        m->machine->valid = 0;
     }
-    struct scenario *sc = &r->sc;
-    if (sc->sub_url.tls || sc->pub_url.tls || (sc->poll && sc->poll_url.tls) || sc->procs > 1) {
-        fprintf(stderr, "ringload: this version does not speak TLS (https, wss) or run several "
-                        "processes (procs > 1) yet\n");
-        return 2;
-    }
-    if (resolve(&sc->sub_url, &r->sub_addr, &r->sub_addrlen) < 0 ||
-        resolve(&sc->pub_url, &r->pub_addr, &r->pub_addrlen) < 0 ||
-        (sc->poll && resolve(&sc->poll_url, &r->poll_addr, &r->poll_addrlen) < 0))
-        return 2;
-    if (probe(&r->sub_addr, r->sub_addrlen, sc->sub_url.text) < 0 ||
-        probe(&r->pub_addr, r->pub_addrlen, sc->pub_url.text) < 0 ||
-        (sc->poll && probe(&r->poll_addr, r->poll_addrlen, sc->poll_url.text) < 0))
-        return 2;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    r->nthreads = sc->threads ? (int)sc->threads : (int)(ncpu > 0 ? ncpu : 1);
-    r->threads = calloc((size_t)r->nthreads, sizeof(*r->threads));
-    r->chan_sent = calloc(sc->channels, sizeof(*r->chan_sent));
-    r->chan_acked = calloc(sc->channels, sizeof(*r->chan_acked));
-    if (!r->threads || !r->chan_sent || !r->chan_acked) {
-        fprintf(stderr, "ringload: out of memory for %u channels\n", sc->channels);
-        return 2;
-    }
-    long own_before = rss_kb(getpid()), srv_before = server_pid ? rss_kb(server_pid) : -1;
-    double cpu_before = cpu_seconds();
-    uint64_t start = now_ns();
-    atomic_store(&r->phase, PH_CONNECT);
-    for (int i = 0; i < r->nthreads; i++) {
-        r->threads[i].run = r;
-        r->threads[i].id = i;
-        int rc = engine_start(r, &r->threads[i]);
-        if (rc < 0) {
-            fprintf(stderr,
-                    "ringload: thread %d: %s (io_uring with multishot recv, kernel 6.0+, and a "
-                    "direct descriptor table of ulimit -n per thread: use more --threads for "
-                    "more clients)\n",
-                    i, strerror(-rc));
-            return 2;
-        }
-    }
+}
+
+/* Starts the threads and steps the phases until the run is over. Fills smp
+ * with what it sampled; *no_conn when no connection succeeded. */
+static void phases(struct run *r, const struct opts *o, struct result_samples *smp,
+                   double *measure_epoch, int *no_conn)
+{
+    const struct scenario *sc = &r->sc;
     uint64_t nsubs = (uint64_t)sc->sse + sc->ws + sc->longpoll + sc->poll;
     /* Publishers that own no channel, or have nothing to publish, never connect. */
-    uint32_t npubs = sc->publish_rate > 0 ? (sc->publishers < sc->channels ? sc->publishers
-                                                                            : sc->channels)
-                                          : 0;
+    uint32_t npubs =
+        sc->publish_rate > 0 ? (sc->publishers < sc->channels ? sc->publishers : sc->channels) : 0;
     uint64_t want = nsubs + npubs, last_pub = 0, last_del = 0;
     uint64_t drain_seen = 0, drain_quiet_since = 0;
-    uint64_t next_print = start + 1000000000ull, connected_at = 0;
-    long srv_after_ramp = -1, own_after_ramp = -1;
-    int server_died = 0;
+    uint64_t start = now_ns(), next_print = start + 1000000000ull;
+    struct window_mark w0 = {.server = &smp->server, .machine = &smp->machine}, w1 = w0;
+    int marked = 0;
     for (;;) {
         usleep(20000);
         uint64_t now = now_ns();
         int phase = atomic_load(&r->phase);
-        if (server_pid && !alive(server_pid)) {
-            server_died = 1;
-            fprintf(stderr, "ringload: the server (pid %d) is gone\n", server_pid);
+        if (o->server_pid && !alive(o->server_pid)) {
+            smp->server_died = 1;
+            fprintf(stderr, "ringload: %sthe server (pid %d) is gone\n", o->tag, o->server_pid);
             atomic_store(&r->phase, PH_DONE);
             break;
         }
         if (phase == PH_CONNECT) {
-            uint64_t done = SUM(r, subscribed) + SUM(r, connected) - SUM(r, subscribed);
+            uint64_t done = SUM(r, connected);
             uint64_t failed = SUM(r, refused) + SUM(r, connect_failed) + SUM(r, bad_status);
             int all = SUM(r, subscribed) >= nsubs && SUM(r, connected) >= want;
-            if (all || done + failed >= want || (now - start) / 1e9 > connect_timeout) {
+            if (all || done + failed >= want || (now - start) / 1e9 > o->connect_timeout) {
                 if (SUM(r, connected) == 0) {
                     fprintf(stderr,
-                            "ringload: no connection succeeded (%llu refused, %llu "
+                            "ringload: %sno connection succeeded (%llu refused, %llu "
                             "failed)\n",
-                            (unsigned long long)SUM(r, refused),
+                            o->tag, (unsigned long long)SUM(r, refused),
                             (unsigned long long)SUM(r, connect_failed));
+                    *no_conn = 1;
                     atomic_store(&r->phase, PH_DONE);
                     break;
                 }
-                connected_at = now;
                 usleep(300000); /* let the last subscriptions settle before measuring RSS */
-                srv_after_ramp = server_pid ? rss_kb(server_pid) : -1;
-                own_after_ramp = rss_kb(getpid());
+                smp->server_rss_after_ramp_kb = o->server_pid ? rss_kb(o->server_pid) : -1;
+                smp->own_rss_after_ramp_kb = rss_kb(getpid());
                 r->t0_ns = now_ns();
                 r->measure_ns = r->t0_ns + sc->warmup_ns;
                 r->stop_ns = r->measure_ns + sc->duration_ns;
                 atomic_store(&r->phase, PH_WARMUP);
             }
         } else if (SUM(r, closed_by_server) >= SUM(r, connected) && SUM(r, connected)) {
-            fprintf(stderr, "ringload: the server closed every connection\n");
-            server_died = 1;
+            fprintf(stderr, "ringload: %sthe server closed every connection\n", o->tag);
+            smp->server_died = 1;
             atomic_store(&r->phase, PH_DONE);
             break;
         } else if (phase == PH_WARMUP && now >= r->measure_ns) {
             atomic_store(&r->phase, PH_MEASURE);
+            mark(r, o, &w0, 0);
+            *measure_epoch = epoch_s();
+            marked = 1;
         } else if (phase == PH_MEASURE && now >= r->stop_ns) {
             atomic_store(&r->phase, PH_DRAIN);
+            mark(r, o, &w1, 1);
+            marked = 2;
         } else if (phase == PH_DRAIN) {
             /* Done when every publish is answered and deliveries have stopped
              * coming for half a second (a late fan-out is late, not lost), or
@@ -355,148 +340,527 @@ int main(int argc, char **argv)
         }
         if (now >= next_print) {
             next_print += 1000000000ull;
-            progress(r, (double)(now - start) / 1e9, &last_pub, &last_del);
+            progress(r, o->tag, (double)(now - start) / 1e9, &last_pub, &last_del);
         }
     }
-    double wall = (double)(now_ns() - start) / 1e9;
+    smp->wall_s = (double)(now_ns() - start) / 1e9;
+    if (marked == 2) {
+        smp->window_s = (double)(w1.ns - w0.ns) / 1e9;
+        smp->window_deliveries = w1.deliveries - w0.deliveries;
+        smp->window_published = w1.published - w0.published;
+        smp->own_cpu_window_s = w1.own_cpu - w0.own_cpu;
+    } else {
+        smp->server.valid = smp->machine.valid = 0; /* the window never closed */
+    }
+}
+
+/* One process's run of scenario full (its slice full->shard_index of
+ * full->shard_count). Fills res; returns 0 or RESULT_INPUT after saying why. */
+static int run_one(const struct scenario *full, const struct opts *o, struct result *res,
+                   double *measure_epoch)
+{
+    static struct run run;
+    struct run *r = &run;
+    char err[SCENARIO_ERR_MAX];
+    if (scenario_slice(full, &r->sc, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringload: %s\n", err);
+        return RESULT_INPUT;
+    }
+    struct scenario *sc = &r->sc;
+    if (resolve(&sc->sub_url, &r->sub_addr, &r->sub_addrlen) < 0 ||
+        resolve(&sc->pub_url, &r->pub_addr, &r->pub_addrlen) < 0 ||
+        (sc->poll && resolve(&sc->poll_url, &r->poll_addr, &r->poll_addrlen) < 0))
+        return RESULT_INPUT;
+    if (probe(&r->sub_addr, r->sub_addrlen, sc->sub_url.text) < 0 ||
+        probe(&r->pub_addr, r->pub_addrlen, sc->pub_url.text) < 0 ||
+        (sc->poll && probe(&r->poll_addr, r->poll_addrlen, sc->poll_url.text) < 0))
+        return RESULT_INPUT;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    r->nthreads = sc->threads ? (int)sc->threads : (int)(ncpu > 0 ? ncpu : 1);
+    r->threads = calloc((size_t)r->nthreads, sizeof(*r->threads));
+    r->chan_sent = calloc(sc->channels, sizeof(*r->chan_sent));
+    r->chan_acked = calloc(sc->channels, sizeof(*r->chan_acked));
+    if (!r->threads || !r->chan_sent || !r->chan_acked) {
+        fprintf(stderr, "ringload: out of memory for %u channels\n", sc->channels);
+        return RESULT_INPUT;
+    }
+    struct result_samples smp = {
+        .server_pid = o->server_pid,
+        .cpus = ncpu,
+        .server_rss_before_kb = o->server_pid ? rss_kb(o->server_pid) : -1,
+        .own_rss_before_kb = rss_kb(getpid()),
+        .server_rss_after_ramp_kb = -1,
+        .own_rss_after_ramp_kb = -1,
+    };
+    double cpu_before = cpu_seconds();
+    atomic_store(&r->phase, PH_CONNECT);
+    for (int i = 0; i < r->nthreads; i++) {
+        r->threads[i].run = r;
+        r->threads[i].id = i;
+        int rc = engine_start(r, &r->threads[i]);
+        if (rc < 0) {
+            fprintf(stderr,
+                    "ringload: thread %d: %s (io_uring with multishot recv, kernel 6.0+, and a "
+                    "direct descriptor table of ulimit -n per thread: use more --threads or "
+                    "--procs for more clients)\n",
+                    i, strerror(-rc));
+            return RESULT_INPUT;
+        }
+    }
+    int no_conn = 0;
+    phases(r, o, &smp, measure_epoch, &no_conn);
     for (int i = 0; i < r->nthreads; i++)
         engine_join(&r->threads[i]);
-    struct hist *lat = hist_new();
-    for (int i = 0; i < r->nthreads; i++) {
+    for (int i = 0; i < r->nthreads; i++)
         engine_final_check(&r->threads[i]);
-        hist_merge(lat, r->threads[i].lat);
+    smp.own_cpu_s = cpu_seconds() - cpu_before;
+    int rc = result_from_run(res, r, full, &smp);
+    if (rc == 0 && no_conn) {
+        res->exit_status = result_worse_status(res->exit_status, RESULT_INPUT);
+        snprintf(res->reasons, sizeof(res->reasons), "no connection succeeded");
     }
-    double own_cpu = cpu_seconds() - cpu_before;
-    uint64_t lost = SUM(r, lost), reord = SUM(r, reordered), mism = SUM(r, id_mismatch);
-    uint64_t subscribed = SUM(r, subscribed);
-    double measure_s = (double)sc->duration_ns / 1e9;
-    double q[] = {0.5, 0.9, 0.99, 0.999, 0.9999};
-    const char *qn[] = {"p50", "p90", "p99", "p99_9", "p99_99"};
-    /* Publishes never answered: the server closed a publisher, or was too slow to answer
-     * before the drain ended. */
-    uint64_t unanswered = SUM(r, published) - SUM(r, acked) - SUM(r, publish_failed);
-    printf("ringload: %llu subscribers, %llu published (%llu acknowledged, %llu unanswered), "
-           "%llu deliveries (%llu measured)\n",
-           (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
-           (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
-           (unsigned long long)SUM(r, deliveries), (unsigned long long)hist_count(lat));
-    printf("ringload: lost %llu, duplicated or reordered %llu, id mismatches %llu, gaps "
-           "signalled %llu\n",
-           (unsigned long long)lost, (unsigned long long)reord, (unsigned long long)mism,
-           (unsigned long long)SUM(r, server_gaps));
-    if (sc->reconnect || sc->ws_deflate)
-        printf("ringload: %llu reconnects (%llu failed tries), %llu churn drops, %llu messages "
-               "missed while away without resume, %llu skipped over signalled gaps, %llu "
-               "compressed WebSocket frames\n",
-               (unsigned long long)SUM(r, reconnects), (unsigned long long)SUM(r, reconnect_failed),
-               (unsigned long long)SUM(r, churn_drops), (unsigned long long)SUM(r, missed_offline),
-               (unsigned long long)SUM(r, gap_skipped), (unsigned long long)SUM(r, ws_inflated));
-    static const char *kname[LK_N] = {"sse", "ws", "longpoll", "poll"};
-    const uint32_t kwant[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
-    for (int k = 0; k < LK_N; k++)
-        if (kwant[k])
-            printf("ringload: %-8s %u clients: %llu subscribed, %llu connect failures, %llu "
-                   "deliveries, lost %llu, duplicated or reordered %llu\n",
-                   kname[k], kwant[k], (unsigned long long)SUM(r, kind[k].subscribed),
-                   (unsigned long long)SUM(r, kind[k].connect_failed),
-                   (unsigned long long)SUM(r, kind[k].deliveries),
-                   (unsigned long long)SUM(r, kind[k].lost),
-                   (unsigned long long)SUM(r, kind[k].dup));
-    if (sc->poll)
-        printf("ringload: %.1f short polls/s\n", SUM(r, polls) / wall);
-    if (sc->ws)
-        printf("ringload: %llu WebSocket pongs sent, %llu close handshakes completed\n",
-               (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
-    printf("ringload: latency ms (SSE, WebSocket, long poll):");
-    for (size_t i = 0; i < ARRAY_SIZE(q); i++)
-        printf(" %s %.3f", qn[i], hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
-    printf(" max %.3f\n", hist_count(lat) ? hist_max(lat) / 1e6 : 0.0);
-    long own_per_client = -1, srv_per_conn = -1;
-    if (own_after_ramp > 0 && want)
-        own_per_client = (own_after_ramp - own_before) * 1024 / (long)want;
-    if (srv_after_ramp > 0 && srv_before > 0 && SUM(r, connected))
-        srv_per_conn = (srv_after_ramp - srv_before) * 1024 / (long)SUM(r, connected);
-    printf("ringload: memory: server %ld B/connection, ringload %ld B/client; ringload CPU "
-           "%.1f s over %.1f s on %d threads%s\n",
-           srv_per_conn, own_per_client, own_cpu, wall, r->nthreads,
-           own_cpu > 0.9 * wall * r->nthreads
-               ? " (SATURATED: these figures are ringload's, not the server's)"
-               : "");
-    if (sc->json[0]) {
-        FILE *f = fopen(sc->json, "w");
-        if (!f) {
-            fprintf(stderr, "ringload: json = %s: %s\n", sc->json, strerror(errno));
-            return 2;
+    free(r->threads);
+    free((void *)r->chan_sent);
+    free((void *)r->chan_acked);
+    return rc < 0 ? RESULT_INPUT : 0;
+}
+
+/* ---- several processes ------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
+
+/* Ends the children still running: SIGTERM, then SIGKILL after 2 s. */
+static void end_children(pid_t *pids, int *status, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0)
+            kill(pids[i], SIGTERM);
+    for (int round = 0; round < 200; round++) {
+        int left = 0;
+        for (int i = 0; i < n; i++)
+            if (pids[i] > 0) {
+                if (waitpid(pids[i], &status[i], WNOHANG) == pids[i])
+                    pids[i] = 0;
+                else
+                    left++;
+            }
+        if (!left)
+            return;
+        if (round == 199)
+            break;
+        usleep(10000);
+    }
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], &status[i], 0);
+            pids[i] = 0;
         }
-        struct utsname un;
-        uname(&un);
-        char *text = malloc(65536), *hist = malloc(1 << 20);
-        scenario_format(sc, text, 65536);
-        size_t hl = hist_encode(lat, hist, 1 << 20);
-        fprintf(f,
-                "{\n \"tool\": \"ringload\",\n \"environment\": {\"kernel\": \"%s\", "
-                "\"cpus\": %ld, \"threads\": %d},\n",
-                un.release, ncpu, r->nthreads);
-        fprintf(f, " \"scenario\": \"");
-        for (char *p = text; *p; p++)
-            fprintf(f, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : *p == '\\' ? "\\\\" : "%c", *p);
-        fprintf(f,
-                "\",\n \"subscribers\": %llu,\n \"published\": %llu,\n \"acknowledged\": "
-                "%llu,\n \"unanswered\": %llu,\n \"deliveries\": %llu,\n",
-                (unsigned long long)subscribed, (unsigned long long)SUM(r, published),
-                (unsigned long long)SUM(r, acked), (unsigned long long)unanswered,
-                (unsigned long long)SUM(r, deliveries));
-        fprintf(f,
-                " \"deliveries_per_s\": %.1f,\n \"lost\": %llu,\n \"duplicated_or_reordered\": "
-                "%llu,\n \"id_mismatches\": %llu,\n \"gaps_signalled\": %llu,\n",
-                hist_count(lat) / measure_s, (unsigned long long)lost, (unsigned long long)reord,
-                (unsigned long long)mism, (unsigned long long)SUM(r, server_gaps));
-        fprintf(f,
-                " \"errors\": {\"connect_failed\": %llu, \"refused\": %llu, \"bad_status\": "
-                "%llu, \"protocol\": %llu, \"publish_failed\": %llu, \"closed_by_server\": "
-                "%llu},\n",
-                (unsigned long long)SUM(r, connect_failed), (unsigned long long)SUM(r, refused),
-                (unsigned long long)SUM(r, bad_status), (unsigned long long)SUM(r, protocol_errors),
-                (unsigned long long)SUM(r, publish_failed),
-                (unsigned long long)SUM(r, closed_by_server));
-        fprintf(f, " \"kinds\": {");
-        for (int k = 0; k < LK_N; k++)
-            fprintf(f,
-                    "%s\"%s\": {\"clients\": %u, \"connect_failed\": %llu, \"subscribed\": %llu, "
-                    "\"deliveries\": %llu, \"lost\": %llu, \"duplicated_or_reordered\": %llu}",
-                    k ? ", " : "", kname[k], kwant[k],
-                    (unsigned long long)SUM(r, kind[k].connect_failed),
-                    (unsigned long long)SUM(r, kind[k].subscribed),
-                    (unsigned long long)SUM(r, kind[k].deliveries),
-                    (unsigned long long)SUM(r, kind[k].lost),
-                    (unsigned long long)SUM(r, kind[k].dup));
-        fprintf(f,
-                "},\n \"polls\": %llu,\n \"polls_per_s\": %.1f,\n \"ws_pongs\": %llu,\n "
-                "\"ws_closes\": %llu,\n",
-                (unsigned long long)SUM(r, polls), SUM(r, polls) / wall,
-                (unsigned long long)SUM(r, pongs), (unsigned long long)SUM(r, ws_closes));
-        fprintf(f, " \"latency_ms\": {");
-        for (size_t i = 0; i < ARRAY_SIZE(q); i++)
-            fprintf(f, "\"%s\": %.3f, ", qn[i], hist_count(lat) ? pct(lat, q[i]) / 1e6 : 0.0);
-        fprintf(f, "\"max\": %.3f, \"count\": %lld},\n",
-                hist_count(lat) ? hist_max(lat) / 1e6 : 0.0, (long long)hist_count(lat));
-        fprintf(f,
-                " \"server_bytes_per_connection\": %ld,\n \"ringload_bytes_per_client\": "
-                "%ld,\n \"ringload_cpu_s\": %.2f,\n \"wall_s\": %.2f,\n \"server_died\": "
-                "%s,\n \"histogram\": \"%.*s\"\n}\n",
-                srv_per_conn, own_per_client, own_cpu, wall, server_died ? "true" : "false",
-                (int)hl, hist);
-        fclose(f);
-        free(text);
-        free(hist);
+}
+
+/*
+ * procs = N: child i runs slice i/N (threads and descriptor tables of its
+ * own, so N processes hold N times what one may) and writes its JSON into a
+ * temporary directory; the parent waits for them within the time the run
+ * can take, ends them (by pid) on a timeout or a signal, and merges what
+ * they wrote into res. Returns the worst of the children's statuses.
+ */
+static int run_procs(const struct scenario *full, const struct opts *o, struct result *res,
+                     double *measure_epoch)
+{
+    uint32_t n = full->procs;
+    char dir[] = "/tmp/ringload.XXXXXX";
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "ringload: procs = %u: cannot make a temporary directory: %s\n", n,
+                strerror(errno));
+        return RESULT_INPUT;
     }
-    (void)connected_at;
-    hist_free(lat);
-    if (server_died)
-        return 3;
-    if (unanswered)
-        fprintf(stderr, "ringload: %llu publishes were never answered: the server fell behind the "
-                        "publishing schedule (lower --publish-rate, or fewer subscribers)\n",
-                (unsigned long long)unanswered);
-    return lost || reord || mism || SUM(r, publish_failed) || unanswered ? 1 : 0;
+    pid_t *pids = calloc(n, sizeof(*pids));
+    int *status = calloc(n, sizeof(*status));
+    if (!pids || !status) {
+        free(pids);
+        free(status);
+        return RESULT_INPUT;
+    }
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    fflush(NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "ringload: procs = %u: fork: %s\n", n, strerror(errno));
+            end_children(pids, status, (int)i);
+            free(pids);
+            free(status);
+            rmdir(dir);
+            return RESULT_INPUT;
+        }
+        if (pid == 0) {
+            sigaction(SIGINT, &old_int, NULL);
+            sigaction(SIGTERM, &old_term, NULL);
+            struct scenario me = *full;
+            char tag[48];
+            me.procs = 1;
+            me.shard_index = i;
+            me.shard_count = n;
+            me.compare[0] = me.hdr_log[0] = 0;
+            snprintf(me.json, sizeof(me.json), "%s/shard-%u.json", dir, i);
+            snprintf(tag, sizeof(tag), "shard %u/%u ", i, n);
+            struct opts co = *o;
+            co.tag = tag;
+            struct result one;
+            double epoch = 0;
+            if (result_init(&one) < 0)
+                _exit(RESULT_INPUT);
+            int rc = run_one(&me, &co, &one, &epoch);
+            if (rc == 0) {
+                one.measure_epoch_s = epoch;
+                rc = result_write(&one, me.json) < 0 ? RESULT_INPUT : one.exit_status;
+            }
+            _exit(rc);
+        }
+        pids[i] = pid;
+    }
+    /* Connecting, warm-up, measurement, the longest drain, and some slack. */
+    double limit =
+        o->connect_timeout + 0.5 + (double)(full->warmup_ns + full->duration_ns) / 1e9 + 5 + 30;
+    uint64_t deadline = now_ns() + (uint64_t)(limit * 1e9);
+    int running = (int)n, worst = RESULT_OK;
+    while (running && !interrupted && now_ns() < deadline) {
+        usleep(20000);
+        for (uint32_t i = 0; i < n; i++)
+            if (pids[i] > 0 && waitpid(pids[i], &status[i], WNOHANG) == pids[i]) {
+                pids[i] = 0;
+                running--;
+            }
+    }
+    if (running) {
+        fprintf(stderr, "ringload: %s: ending %d child process%s\n",
+                interrupted ? "interrupted" : "the children overran their time", running,
+                running == 1 ? "" : "es");
+        end_children(pids, status, (int)n);
+        worst = interrupted ? 130 : RESULT_TIMEOUT;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        char path[SCENARIO_PATH_MAX + 64], err[512];
+        snprintf(path, sizeof(path), "%s/shard-%u.json", dir, i);
+        int st = status[i];
+        if (WIFSIGNALED(st)) {
+            fprintf(stderr, "ringload: shard %u/%u was killed by signal %d\n", i, n, WTERMSIG(st));
+            worst = worst == 130 ? 130 : result_worse_status(worst, RESULT_TIMEOUT);
+        } else if (WIFEXITED(st) && worst != 130) {
+            worst = result_worse_status(worst, WEXITSTATUS(st));
+        }
+        struct result one;
+        if (result_init(&one) < 0)
+            return RESULT_INPUT;
+        if (access(path, R_OK) == 0) {
+            if (result_read(&one, path, err, sizeof(err)) == 0) {
+                result_merge(res, &one);
+                if (one.measure_epoch_s > 0 &&
+                    (*measure_epoch == 0 || one.measure_epoch_s < *measure_epoch))
+                    *measure_epoch = one.measure_epoch_s;
+            } else {
+                fprintf(stderr, "ringload: %s\n", err);
+            }
+            unlink(path);
+        } else if (worst != 130) {
+            fprintf(stderr, "ringload: shard %u/%u wrote no result\n", i, n);
+            worst = result_worse_status(worst, RESULT_INPUT);
+        }
+        result_free(&one);
+    }
+    rmdir(dir);
+    free(pids);
+    free(status);
+    if (res->merged) {
+        /* The merged figures describe the whole scenario, not slice 0. */
+        free(res->scenario);
+        size_t tl = scenario_format(full, NULL, 0);
+        res->scenario = malloc(tl + 1);
+        if (res->scenario)
+            scenario_format(full, res->scenario, tl + 1);
+        res->shard_index = full->shard_index;
+        res->shard_count = full->shard_count;
+    }
+    return worst;
+}
+
+/* ---- after a run, and the subcommands ------------------------------------------------ */
+
+static struct result_tolerance tolerance_of(const struct scenario *sc)
+{
+    return (struct result_tolerance){sc->max_regress, sc->max_regress_latency,
+                                     sc->max_regress_memory, sc->max_regress_cpu,
+                                     sc->max_regress_rate};
+}
+
+/* Compares res with the baseline file; returns RESULT_OK, RESULT_REGRESS or RESULT_INPUT. */
+static int compare_with(const char *baseline, const struct result *res,
+                        const struct result_tolerance *tol)
+{
+    struct result base;
+    char err[512];
+    if (result_init(&base) < 0)
+        return RESULT_INPUT;
+    if (result_read(&base, baseline, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringload: compare = %s: %s\n", baseline, err);
+        result_free(&base);
+        return RESULT_INPUT;
+    }
+    int bad = result_compare(&base, res, tol, stdout);
+    result_free(&base);
+    if (bad)
+        printf("compare: %d figure%s regressed against %s\n", bad, bad == 1 ? "" : "s", baseline);
+    else
+        printf("compare: no regression against %s\n", baseline);
+    return bad ? RESULT_REGRESS : RESULT_OK;
+}
+
+/* Writes what a run (or a merge) produced and decides the exit status. */
+static int finish(const struct scenario *sc, struct result *res, double measure_epoch, int status)
+{
+    result_print(res, stdout);
+    if (res->reasons[0])
+        fprintf(stderr, "ringload: failed: %s\n", res->reasons);
+    if (res->unanswered)
+        fprintf(stderr,
+                "ringload: %llu publishes were never answered: the server fell behind the "
+                "publishing schedule (lower --publish-rate, or fewer subscribers)\n",
+                (unsigned long long)res->unanswered);
+    res->measure_epoch_s = measure_epoch;
+    if (sc->json[0]) {
+        int rc = result_write(res, sc->json);
+        if (rc < 0) {
+            fprintf(stderr, "ringload: json = %s: %s\n", sc->json, strerror(-rc));
+            status = result_worse_status(status, RESULT_INPUT);
+        }
+    }
+    if (sc->hdr_log[0]) {
+        double epoch = measure_epoch > 0 ? measure_epoch : epoch_s();
+        int rc = result_write_hdr_log(res->lat, sc->hdr_log, epoch, 0, res->duration_s);
+        if (rc < 0) {
+            fprintf(stderr, "ringload: hdr_log = %s: %s\n", sc->hdr_log, strerror(-rc));
+            status = result_worse_status(status, RESULT_INPUT);
+        }
+    }
+    status = status == 130 ? 130 : result_worse_status(status, res->exit_status);
+    if (sc->compare[0]) {
+        struct result_tolerance tol = tolerance_of(sc);
+        int c = compare_with(sc->compare, res, &tol);
+        status = status == 130 ? 130 : result_worse_status(status, c);
+    }
+    return status;
+}
+
+/* Applies "--key value" pairs from argv[from..) to sc; positional arguments
+ * go to pos (up to maxpos). 0 or RESULT_INPUT after saying why. */
+static int sub_options(int argc, char **argv, int from, struct scenario *sc, const char **pos,
+                       int maxpos, int *npos)
+{
+    char err[SCENARIO_ERR_MAX];
+    *npos = 0;
+    for (int i = from; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) {
+            if (*npos >= maxpos) {
+                fprintf(stderr, "ringload: %s: too many files (see --help)\n", argv[i]);
+                return RESULT_INPUT;
+            }
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc || scenario_set(sc, argv[i], argv[i + 1], err, sizeof(err)) < 0) {
+            fprintf(stderr, "ringload: %s\n", i + 1 >= argc ? "missing value" : err);
+            return RESULT_INPUT;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    struct scenario sc;
+    const char *files[2];
+    int n;
+    scenario_init(&sc);
+    if (sub_options(argc, argv, 2, &sc, files, 2, &n) < 0 || n != 2) {
+        fprintf(stderr, "ringload: usage: ringload compare BASELINE.json RESULT.json "
+                        "[--max-regress PCT] [--max-regress-latency PCT] ...\n");
+        return RESULT_INPUT;
+    }
+    struct result now;
+    char err[512];
+    if (result_init(&now) < 0)
+        return RESULT_INPUT;
+    if (result_read(&now, files[1], err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringload: compare: %s\n", err);
+        result_free(&now);
+        return RESULT_INPUT;
+    }
+    if (now.exit_status)
+        printf("compare: note: %s itself exited %d (%s)\n", files[1], now.exit_status, now.reasons);
+    struct result_tolerance tol = tolerance_of(&sc);
+    int rc = compare_with(files[0], &now, &tol);
+    result_free(&now);
+    return rc;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    struct scenario sc;
+    const char **files = calloc((size_t)argc, sizeof(*files));
+    int n;
+    scenario_init(&sc);
+    if (!files || sub_options(argc, argv, 2, &sc, files, argc, &n) < 0 || n < 1) {
+        fprintf(stderr, "ringload: usage: ringload merge A.json B.json... [--json OUT] "
+                        "[--hdr-log FILE]\n");
+        free(files);
+        return RESULT_INPUT;
+    }
+    struct result all;
+    if (result_init(&all) < 0)
+        return RESULT_INPUT;
+    int status = RESULT_OK;
+    uint32_t count = 0;
+    uint64_t seen = 0;
+    double epoch = 0;
+    for (int i = 0; i < n; i++) {
+        struct result one;
+        char err[512];
+        if (result_init(&one) < 0 || result_read(&one, files[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "ringload: merge: %s\n", err);
+            result_free(&one);
+            status = RESULT_INPUT;
+            continue;
+        }
+        if (i == 0)
+            count = one.shard_count;
+        if (one.shard_count != count)
+            fprintf(stderr, "ringload: merge: note: %s is shard %u/%u, the first file %u shards\n",
+                    files[i], one.shard_index, one.shard_count, count);
+        else if (count > 1 && one.shard_index < 64 && (seen >> one.shard_index & 1))
+            fprintf(stderr, "ringload: merge: note: shard %u/%u given twice (%s)\n",
+                    one.shard_index, count, files[i]);
+        if (one.shard_index < 64)
+            seen |= 1ull << one.shard_index;
+        if (one.measure_epoch_s > 0 && (epoch == 0 || one.measure_epoch_s < epoch))
+            epoch = one.measure_epoch_s;
+        result_merge(&all, &one);
+        result_free(&one);
+    }
+    if (count > 1 && count <= 64 && seen != (count == 64 ? ~0ull : (1ull << count) - 1))
+        fprintf(stderr, "ringload: merge: note: not every shard of %u is here\n", count);
+    free(files);
+    if (!all.merged) {
+        result_free(&all);
+        return status;
+    }
+    status = finish(&sc, &all, epoch, status);
+    result_free(&all);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static struct scenario full;
+    char err[SCENARIO_ERR_MAX];
+    struct opts o = {.connect_timeout = 60, .tag = ""};
+    if (argc > 1 && strcmp(argv[1], "compare") == 0)
+        return cmd_compare(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "merge") == 0)
+        return cmd_merge(argc, argv);
+    scenario_init(&full);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--scenario") == 0 && i + 1 < argc) {
+            char *text = NULL;
+            size_t len = 0;
+            int rc = read_file(argv[i + 1], &text, &len);
+            if (rc < 0) {
+                fprintf(stderr, "ringload: --scenario %s: %s\n", argv[i + 1], strerror(-rc));
+                return RESULT_INPUT;
+            }
+            rc = scenario_parse(&full, text, len, err, sizeof(err));
+            free(text);
+            if (rc < 0) {
+                fprintf(stderr, "ringload: %s: %s\n", argv[i + 1], err);
+                return RESULT_INPUT;
+            }
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            usage();
+            return 0;
+        }
+        if (!v || strncmp(f, "--", 2) != 0) {
+            fprintf(stderr, "ringload: %s: expected --key value (see --help)\n", f);
+            return RESULT_INPUT;
+        }
+        i++;
+        if (strcmp(f, "--scenario") == 0)
+            continue;
+        if (strcmp(f, "--server-pid") == 0) {
+            o.server_pid = atoi(v);
+            if (o.server_pid <= 0 || kill(o.server_pid, 0) < 0) {
+                fprintf(stderr, "ringload: --server-pid %s: expected a running process id\n", v);
+                return RESULT_INPUT;
+            }
+            continue;
+        }
+        if (strcmp(f, "--connect-timeout") == 0) {
+            o.connect_timeout = atof(v);
+            if (o.connect_timeout <= 0) {
+                fprintf(stderr, "ringload: --connect-timeout %s: expected seconds > 0\n", v);
+                return RESULT_INPUT;
+            }
+            continue;
+        }
+        if (scenario_set(&full, f, v, err, sizeof(err)) < 0) {
+            fprintf(stderr, "ringload: %s\n", err);
+            return RESULT_INPUT;
+        }
+    }
+    if (scenario_check(&full, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringload: %s\n", err);
+        return RESULT_INPUT;
+    }
+    if (full.sub_url.tls || full.pub_url.tls || (full.poll && full.poll_url.tls)) {
+        fprintf(stderr, "ringload: this version does not speak TLS (https, wss) yet\n");
+        return RESULT_INPUT;
+    }
+    if (full.procs > 1 && full.shard_count > 1) {
+        fprintf(stderr, "ringload: procs = %u with shard = %u/%u: give one or the other\n",
+                full.procs, full.shard_index, full.shard_count);
+        return RESULT_INPUT;
+    }
+    if (full.procs > 1 && full.procs > full.channels) {
+        fprintf(stderr,
+                "ringload: procs = %u: each process owns channels of its own, and channels = "
+                "%u (use at most %u procs, or more channels)\n",
+                full.procs, full.channels, full.channels);
+        return RESULT_INPUT;
+    }
+    struct result res;
+    if (result_init(&res) < 0)
+        return RESULT_INPUT;
+    double epoch = 0;
+    int status =
+        full.procs > 1 ? run_procs(&full, &o, &res, &epoch) : run_one(&full, &o, &res, &epoch);
+    if (!res.merged && status != RESULT_OK) { /* nothing ran to the end: nothing to report */
+        result_free(&res);
+        return status;
+    }
+    status = finish(&full, &res, epoch, status);
+    result_free(&res);
+    return status;
 }

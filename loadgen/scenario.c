@@ -30,6 +30,7 @@ enum scenario_type {
     SC_SRC,      /* has_src, src_first, src_last */
     SC_FILE,     /* char[SCENARIO_PATH_MAX] */
     SC_NAME,     /* char[SCENARIO_PREFIX_MAX + 1], channel-name alphabet */
+    SC_SHARD,    /* shard_index, shard_count: "I/N" */
 };
 
 enum { URL_ANY = 0, URL_HTTP_ONLY = 1 };
@@ -44,6 +45,7 @@ struct scenario_key {
     const char *noun;         /* what the number counts, for messages */
     const char *example;
     int url_mode;
+    int optional; /* SC_REAL: an empty value stores -1 ("not given") */
 };
 
 static const char *const spread_names[] = {"round-robin", "random", "one", NULL};
@@ -80,6 +82,12 @@ static const char *const onoff_names[] = {"off", "on", NULL};
     {                                                                                              \
         .doc = {key, "URL", def_, help_}, .type = SC_URL, FIELD(f), .url_mode = mode_,             \
         .example = def_                                                                            \
+    }
+/* A percentage that may be left empty, stored as -1: "use max_regress". */
+#define TOLERANCE(key, f, help_)                                                                   \
+    {                                                                                              \
+        .doc = {key, "percent", "", help_}, .type = SC_REAL, FIELD(f), .lo = 0, .hi = 100000,      \
+        .noun = "percent", .example = "200", .optional = 1                                         \
     }
 #define FILEKEY(key, f, help_)                                                                     \
     {                                                                                              \
@@ -145,6 +153,19 @@ static const struct scenario_key keys[] = {
     FILEKEY("compare", compare, "baseline result to compare with (empty: none)"),
     REAL("max_regress", max_regress, 1000, "10", "percent", "10",
          "compare fails when a result is this many percent worse"),
+    TOLERANCE("max_regress_latency", max_regress_latency,
+              "tolerance for p99 latency (empty: max_regress)"),
+    TOLERANCE("max_regress_memory", max_regress_memory,
+              "tolerance for bytes per connection and per client (empty: max_regress)"),
+    TOLERANCE("max_regress_cpu", max_regress_cpu,
+              "tolerance for server CPU per delivery (empty: max_regress)"),
+    TOLERANCE("max_regress_rate", max_regress_rate,
+              "tolerance for deliveries per second (empty: max_regress)"),
+    {.doc = {"shard", "I/N", "0/1", "run slice I of N of the scenario (channels I, I+N, ...)"},
+     .type = SC_SHARD,
+     FIELD(shard_index),
+     .example = "0/2"},
+    FILEKEY("hdr_log", hdr_log, "write an HdrHistogram interval log here (empty: none)"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -544,7 +565,8 @@ size_t scenario_url_path(const struct scenario_url *u, const char *ch, char *out
 
 size_t scenario_channel_name(const struct scenario *s, uint32_t i, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s%u", s->channel_prefix, i);
+    uint64_t global = s->shard_count > 1 ? (uint64_t)i * s->shard_count + s->shard_index : i;
+    int n = snprintf(out, cap, "%s%llu", s->channel_prefix, (unsigned long long)global);
     return n < 0 ? 0 : (size_t)n;
 }
 
@@ -564,8 +586,8 @@ static void sc_expected(const struct scenario_key *k, char *err, size_t errlen)
                    k->noun, k->lo, k->hi, k->example);
         break;
     case SC_REAL:
-        sc_err(err, errlen, "expected a number of %s from %g to %g (e.g. %s)", k->noun, k->lo,
-               k->hi, k->example);
+        sc_err(err, errlen, "expected a number of %s from %g to %g%s (e.g. %s)", k->noun, k->lo,
+               k->hi, k->optional ? ", or nothing" : "", k->example);
         break;
     case SC_DURATION:
         sc_format_duration(lo, sizeof(lo), (uint64_t)k->lo);
@@ -609,6 +631,11 @@ static int sc_apply(struct scenario *s, const struct scenario_key *k, const char
         }
         return 0;
     case SC_REAL:
+        if (k->optional && v[0] == 0) {
+            d = -1;
+            memcpy(field, &d, sizeof(d));
+            return 0;
+        }
         if (sc_parse_real(v, &d) < 0 || d < k->lo || d > k->hi)
             break;
         memcpy(field, &d, sizeof(d));
@@ -660,6 +687,24 @@ static int sc_apply(struct scenario *s, const struct scenario_key *k, const char
         s->src_first = t.src_first;
         s->src_last = t.src_last;
         return 0;
+    }
+    case SC_SHARD: {
+        uint64_t a, b;
+        const char *slash = strchr(v, '/');
+        char first[32];
+        if (slash && (size_t)(slash - v) < sizeof(first)) {
+            memcpy(first, v, (size_t)(slash - v));
+            first[slash - v] = 0;
+            if (sc_parse_count(first, &a) == 0 && sc_parse_count(slash + 1, &b) == 0 && b >= 1 &&
+                b <= 1024 && a < b) {
+                s->shard_index = (uint32_t)a;
+                s->shard_count = (uint32_t)b;
+                return 0;
+            }
+        }
+        sc_err(err, errlen, "expected I/N, slice I (from 0) of N (1 to 1024), I < N (e.g. %s)",
+               k->example);
+        return -EINVAL;
     }
     case SC_FILE: {
         size_t n = strlen(v);
@@ -942,7 +987,13 @@ size_t scenario_format(const struct scenario *s, char *out, size_t cap)
             break;
         case SC_REAL:
             memcpy(&d, field, sizeof(d));
-            snprintf(v, sizeof(v), "%.17g", d);
+            if (k->optional && d < 0)
+                v[0] = 0;
+            else
+                snprintf(v, sizeof(v), "%.17g", d);
+            break;
+        case SC_SHARD:
+            snprintf(v, sizeof(v), "%u/%u", s->shard_index, s->shard_count);
             break;
         case SC_DURATION:
             memcpy(&u, field, sizeof(u));
@@ -974,4 +1025,52 @@ size_t scenario_format(const struct scenario *s, char *out, size_t cap)
         n += (size_t)(w > 0 ? w : 0);
     }
     return n;
+}
+
+/* How many of 0 .. n-1 are congruent to index modulo count. */
+static uint64_t sc_slice_count(uint64_t n, uint32_t index, uint32_t count)
+{
+    return n > index ? (n - index + count - 1) / count : 0;
+}
+
+/* Subscribers of one kind in the slice: client j of the full run sits on
+ * channel j mod channels (round-robin), so the slice holds those whose
+ * channel is its own; random spread is split in the same proportion. */
+static uint32_t sc_slice_subs(const struct scenario *full, uint32_t n)
+{
+    uint32_t i = full->shard_index, k = full->shard_count;
+    if (full->spread == SCENARIO_SPREAD_ONE)
+        return i == 0 ? n : 0; /* everyone is on channel 0, which slice 0 owns */
+    uint64_t per = n / full->channels, rest = n % full->channels;
+    return (uint32_t)(per * sc_slice_count(full->channels, i, k) + sc_slice_count(rest, i, k));
+}
+
+int scenario_slice(const struct scenario *full, struct scenario *out, char *err, size_t errlen)
+{
+    uint32_t i = full->shard_index, k = full->shard_count;
+    *out = *full;
+    if (k <= 1)
+        return 0;
+    if (k > full->channels) {
+        sc_err(err, errlen,
+               "shard = %u/%u: every shard needs a channel of its own, and channels = %u "
+               "(use at most %u shards or procs, or more channels)",
+               i, k, full->channels, full->channels);
+        return -EINVAL;
+    }
+    uint32_t chans = (uint32_t)sc_slice_count(full->channels, i, k);
+    out->channels = chans;
+    out->sse = sc_slice_subs(full, full->sse);
+    out->ws = sc_slice_subs(full, full->ws);
+    out->longpoll = sc_slice_subs(full, full->longpoll);
+    out->poll = sc_slice_subs(full, full->poll);
+    /* Each channel keeps its rate, so the slice publishes its share. */
+    out->publish_rate = full->publish_rate * chans / full->channels;
+    uint32_t pubs = (uint32_t)sc_slice_count(full->publishers, i, k);
+    if (pubs == 0 && full->publishers > 0 && full->publish_rate > 0)
+        pubs = 1; /* a slice's channels need a publisher of their own */
+    out->publishers = pubs < chans ? pubs : chans;
+    out->seed = full->seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
+    out->procs = 1;
+    return 0;
 }

@@ -81,6 +81,11 @@
  * compare        file        (empty: none)                   baseline result to compare with
  * max_regress    percent     10                              compare fails when a result is
  *                                                            this much worse (0..1000)
+ * max_regress_latency, max_regress_memory, max_regress_cpu, max_regress_rate
+ *                percent     (empty: max_regress)            per-figure tolerances (0..100000)
+ * shard          I/N         0/1                             run slice I of N (see
+ *                                                            scenario_slice)
+ * hdr_log        file        (empty: none)                   HdrHistogram interval log
  *
  * A URL template is scheme://host[:port]/path, where host is a name, an IPv4
  * address or [IPv6], the port defaults to 80 (http, ws) or 443 (https, wss),
@@ -147,6 +152,10 @@ struct scenario {
     char json[SCENARIO_PATH_MAX];    /* empty: none */
     char compare[SCENARIO_PATH_MAX]; /* empty: none */
     double max_regress;              /* percent */
+    /* Per-figure tolerances in percent; -1: not given, max_regress applies. */
+    double max_regress_latency, max_regress_memory, max_regress_cpu, max_regress_rate;
+    uint32_t shard_index, shard_count; /* slice shard_index of shard_count; 0/1: all */
+    char hdr_log[SCENARIO_PATH_MAX];   /* empty: none */
 };
 
 /* Fills *s with every key's default. */
@@ -198,8 +207,24 @@ int scenario_url_parse(struct scenario_url *u, const char *text, int need_ch, in
  * snprintf's return convention. */
 size_t scenario_url_path(const struct scenario_url *u, const char *ch, char *out, size_t cap);
 
-/* Writes the name of channel i (<channel_prefix><i>); snprintf's convention. */
+/* Writes the name of channel i (<channel_prefix><i>); snprintf's convention.
+ * In a slice (shard_count > 1) i is the slice's own index and the name is
+ * the full run's: channel i * shard_count + shard_index. */
 size_t scenario_channel_name(const struct scenario *s, uint32_t i, char *out, size_t cap);
+
+/*
+ * Cuts the slice full->shard_index of full->shard_count out of a scenario so
+ * that several processes or machines can share a run and each still checks
+ * its deliveries completely: slice I owns the full run's channels I, I+N,
+ * I+2N, ... together with the subscribers round-robin puts on them (random
+ * spread: the same share; spread = one: all of them in slice 0), each
+ * channel's publish rate, and publishers j = I, I+N, ... (at least one when
+ * it publishes, at most one per channel). *out is the slice, with local
+ * channel indices 0 .. out->channels - 1 that scenario_channel_name maps
+ * back to the full run's names, and procs = 1. Returns 0, or -EINVAL with
+ * a message when there are fewer channels than shards.
+ */
+int scenario_slice(const struct scenario *full, struct scenario *out, char *err, size_t errlen);
 
 /* The keys, for --help: name, type, default (as file text) and a one-line
  * meaning. scenario_key(i) for i = 0, 1, ... until it returns NULL. */

@@ -118,6 +118,16 @@ static const struct good goods[] = {
     {"max_regress", "0", "0"},
     {"max_regress", "1000", "1000"},
     {"max_regress", "2.5", "2.5"},
+    {"max_regress_latency", "200", "200"},
+    {"max_regress_latency", "", ""},
+    {"max_regress_memory", "0", "0"},
+    {"max_regress_cpu", "12.5", "12.5"},
+    {"max_regress_rate", "100000", "100000"},
+    {"shard", "0/1", "0/1"},
+    {"shard", "3/4", "3/4"},
+    {"shard", "1023/1024", "1023/1024"},
+    {"hdr_log", "lat.hlog", "lat.hlog"},
+    {"hdr_log", "", ""},
 };
 
 static void check_covers_every_key(const char *const *names, size_t n)
@@ -252,6 +262,17 @@ static const struct bad bads[] = {
     {"compare", "a #b", "file name"},
     {"compare", "#b", "file name"},
     {"max_regress", "1001", "percent from 0 to 1000"},
+    {"max_regress_latency", "-1", "percent from 0 to 100000, or nothing"},
+    {"max_regress_memory", "x", "percent from 0 to 100000"},
+    {"max_regress_cpu", "100001", "percent from 0 to 100000"},
+    {"max_regress_rate", "1%", "percent"},
+    {"shard", "2/2", "expected I/N"},
+    {"shard", "0/0", "expected I/N"},
+    {"shard", "1", "expected I/N"},
+    {"shard", "0/1025", "expected I/N"},
+    {"shard", "a/2", "expected I/N"},
+    {"shard", "1/2/3", "expected I/N"},
+    {"hdr_log", "#x", "file name"},
 };
 
 Test(scenario, every_key_refuses)
@@ -711,6 +732,12 @@ Test(scenario, format_parses_back)
             {"json", "r.json"},
             {"compare", "base.json"},
             {"max-regress", "0.25"},
+            {"max-regress-latency", "200"},
+            {"max-regress-memory", "30"},
+            {"max-regress-cpu", "15"},
+            {"max-regress-rate", "5"},
+            {"shard", "2/3"},
+            {"hdr-log", "lat.hlog"},
         };
         for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
             cr_assert_eq(scenario_set(&s, sets[i][0], sets[i][1], err, sizeof(err)), 0, "%s", err);

@@ -47,6 +47,7 @@ import test_ws_clients  # noqa: E402,F401
 import test_ws_deflate  # noqa: E402,F401
 import test_ringload  # noqa: E402,F401
 import test_ringload_reconnect  # noqa: E402,F401
+import test_ringload_results  # noqa: E402,F401
 import test_lifecycle  # noqa: E402,F401
 
 
