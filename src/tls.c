@@ -4,11 +4,15 @@
  * connection's outgoing buffer; nothing here touches a socket.
  *
  * Owns: one WOLFSSL_CTX per tls_server / tls_client (made at start-up,
- * shared read-only by the workers), and per connection the WOLFSSL object
- * and up to three buffers (ciphertext in, ciphertext being filled, the
- * ciphertext span handed to the kernel), each freed as soon as it is empty so
- * an idle connection holds none. A connection is used by one thread only.
- * Deliberately absent: client certificates, renegotiation, 0-RTT data.
+ * shared read-only by the workers), and per connection up to three buffers
+ * (ciphertext in, ciphertext being filled, the ciphertext span handed to the
+ * kernel), each freed as soon as it is empty. A server connection holds its
+ * WOLFSSL object (about 54 KB with Debian's build) only for the handshake:
+ * then it keeps the AEAD keys and sequence numbers (~100 bytes), frees the
+ * object, and runs the record layer itself with wolfCrypt's AES-GCM and
+ * ChaCha20-Poly1305, as kernel TLS offload does. A connection is used by one
+ * thread only. Deliberately absent: client certificates, renegotiation,
+ * 0-RTT data, TLS 1.3 KeyUpdate on a detached connection (refused).
  */
 #include "tls.h"
 
@@ -24,6 +28,8 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
+#include <wolfssl/wolfcrypt/aes.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "util.h"
@@ -59,18 +65,38 @@ struct tls_client {
     WOLFSSL_SESSION *session;
 };
 
+/* A detached connection's record protection, one direction each. */
+enum { AEAD_AES_GCM = 1, AEAD_CHACHA = 2 };
+struct tls_keys {
+    uint8_t key_r[32], key_w[32]; /* read: the peer's write key; write: ours */
+    uint8_t iv_r[12], iv_w[12];   /* TLS 1.2 AES-GCM uses the first 4 (the salt) */
+    uint64_t seq_r, seq_w;
+    uint8_t key_len;
+    uint8_t aead;  /* AEAD_* */
+    uint8_t tls13; /* 1: TLS 1.3 record format, else TLS 1.2 */
+};
+
 struct tls_conn {
-    WOLFSSL *ssl;
-    struct tls_client *client; /* NULL on the server side */
-    struct buf in;             /* received ciphertext wolfSSL has not read yet */
-    struct buf fill;           /* ciphertext produced, not yet handed out */
-    struct buf flight;         /* the span tls_conn_pending() returned */
-    int wolf_err;              /* wolfSSL's code for the failure, for the detail */
-    uint8_t state;             /* enum tls_state */
-    uint8_t err;               /* enum tls_error */
-    uint8_t nomem;             /* the send callback could not grow fill */
-    uint8_t saved;             /* client: its session went to the tls_client */
-    uint8_t sniffed;           /* server: the first bytes were a TLS record */
+    WOLFSSL *ssl;                  /* NULL once detached */
+    struct tls_client *client;     /* NULL on the server side */
+    struct buf in;                 /* received ciphertext wolfSSL has not read yet */
+    struct buf fill;               /* ciphertext produced, not yet handed out */
+    struct buf flight;             /* the span tls_conn_pending() returned */
+    int wolf_err;                  /* wolfSSL's code for the failure, for the detail */
+    uint8_t state;                 /* enum tls_state */
+    uint8_t err;                   /* enum tls_error */
+    uint8_t nomem;                 /* the send callback could not grow fill */
+    uint8_t saved;                 /* client: its session went to the tls_client */
+    uint8_t sniffed;               /* server: the first bytes were a TLS record */
+    uint8_t detached;              /* keys below, no WOLFSSL */
+    uint8_t alpn_http11;           /* detached: ALPN chose http/1.1 */
+    uint8_t resumed;               /* detached: the handshake resumed a session */
+    uint32_t rec_len;              /* detached: bytes of the decrypted record at in.off */
+    uint32_t plain_rel, plain_len; /* its plaintext not yet read, from in.off */
+    const char *version, *cipher;  /* detached: wolfSSL's static names */
+    char *sni;                     /* detached: the client's SNI, or NULL */
+    const char *why;               /* detached: our own failure detail */
+    struct tls_keys k;
 };
 
 /* ---- names ---- */
@@ -544,7 +570,12 @@ void tls_conn_free(struct tls_conn *c)
     if (!c)
         return;
     save_session(c);
-    wolfSSL_free(c->ssl);
+    if (c->ssl)
+        wolfSSL_free(c->ssl);
+    if (c->sni)
+        wolfSSL_Free(c->sni);
+    /* The keys are secrets: do not leave them in freed memory. */
+    memset(&c->k, 0, sizeof(c->k));
     buf_free(&c->in);
     buf_free(&c->fill);
     buf_free(&c->flight);
@@ -635,6 +666,12 @@ const char *tls_conn_error_detail(const struct tls_conn *c, char *buf, size_t le
     buf[0] = '\0';
     if (c->err == TLS_ERR_NONE || c->err == TLS_ERR_PLAIN_HTTP || c->err == TLS_ERR_NOT_TLS)
         return buf;
+    if (c->why) {
+        snprintf(buf, len, "%s", c->why);
+        return buf;
+    }
+    if (!c->ssl)
+        return buf;
     if (c->err == TLS_ERR_ALERT) {
         WOLFSSL_ALERT_HISTORY h;
         if (wolfSSL_get_alert_history(c->ssl, &h) == WOLFSSL_SUCCESS) {
@@ -645,6 +682,335 @@ const char *tls_conn_error_detail(const struct tls_conn *c, char *buf, size_t le
     }
     wolfSSL_ERR_error_string_n((unsigned long)c->wolf_err, buf, (unsigned long)len);
     return buf;
+}
+
+/* ---- the record layer of a detached connection ---- */
+
+/* RFC 8446 section 5: types, the largest record, the AEAD tag. */
+enum { CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23 };
+#define REC_HDR            5
+#define REC_TAG            16
+#define REC_EXPLICIT       8 /* TLS 1.2 AES-GCM's explicit nonce */
+#define REC_MAX_CIPHERTEXT (TLS_RECORD_MAX + 256)
+
+static int fail_with(struct tls_conn *c, enum tls_error why, int wolf_err);
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* The per-record nonce: RFC 8446 section 5.3 (and RFC 7905 for TLS 1.2
+ * ChaCha20) XOR the sequence number into the IV; TLS 1.2 AES-GCM (RFC 5288)
+ * is the 4-byte salt then the explicit nonce, for which we send the
+ * sequence number too. */
+static void nonce(const struct tls_keys *k, const uint8_t *iv, uint64_t seq, uint8_t out[12])
+{
+    if (!k->tls13 && k->aead == AEAD_AES_GCM) {
+        memcpy(out, iv, 4);
+        put_be64(out + 4, seq);
+        return;
+    }
+    uint8_t s[8];
+    put_be64(s, seq);
+    memcpy(out, iv, 12);
+    for (int i = 0; i < 8; i++)
+        out[4 + i] ^= s[i];
+}
+
+/* Seals or opens n bytes at p in place, tag at tag. aad is the record
+ * header (TLS 1.3) or the 13-byte pseudo-header (TLS 1.2). Returns 0 or
+ * wolfCrypt's error. */
+static int aead(const struct tls_keys *k, int seal, const uint8_t *key, const uint8_t iv[12],
+                const uint8_t *aad, size_t aadlen, uint8_t *p, size_t n, uint8_t *tag)
+{
+    if (k->aead == AEAD_CHACHA)
+        return seal
+                   ? wc_ChaCha20Poly1305_Encrypt(key, iv, aad, (word32)aadlen, p, (word32)n, p, tag)
+                   : wc_ChaCha20Poly1305_Decrypt(key, iv, aad, (word32)aadlen, p, (word32)n, tag,
+                                                 p);
+    Aes aes;
+    int rc = wc_AesInit(&aes, NULL, INVALID_DEVID);
+    if (rc == 0)
+        rc = wc_AesGcmSetKey(&aes, key, k->key_len);
+    if (rc == 0)
+        rc = seal ? wc_AesGcmEncrypt(&aes, p, p, (word32)n, iv, 12, tag, REC_TAG, aad,
+                                     (word32)aadlen)
+                  : wc_AesGcmDecrypt(&aes, p, p, (word32)n, iv, 12, tag, REC_TAG, aad,
+                                     (word32)aadlen);
+    wc_AesFree(&aes);
+    return rc;
+}
+
+static void tls12_aad(uint8_t aad[13], uint64_t seq, uint8_t type, size_t len)
+{
+    put_be64(aad, seq);
+    aad[8] = type;
+    aad[9] = 3;
+    aad[10] = 3;
+    aad[11] = (uint8_t)(len >> 8);
+    aad[12] = (uint8_t)len;
+}
+
+/* Makes room for n more bytes at the end of b; returns where they go. */
+static uint8_t *buf_reserve(struct buf *b, size_t n)
+{
+    if (b->off == b->len)
+        b->off = b->len = 0;
+    if (n > (1u << 30) - (size_t)(b->len - b->off))
+        return NULL;
+    if (b->cap - b->len < n) {
+        size_t want = (size_t)b->len + n, cap = b->cap ? b->cap : 512;
+        while (cap < want)
+            cap *= 2;
+        char *np = wolfSSL_Realloc(b->p, cap);
+        if (!np)
+            return NULL;
+        b->p = np;
+        b->cap = (uint32_t)cap;
+    }
+    return (uint8_t *)b->p + b->len;
+}
+
+/* Appends one record of type carrying the plaintext gathered from iov,
+ * starting at (*i, *at), up to TLS_RECORD_MAX bytes. */
+static int seal_record(struct tls_conn *c, uint8_t type, const struct iovec *iov, int n, int *i,
+                       size_t *at, size_t len)
+{
+    struct tls_keys *k = &c->k;
+    size_t explicit = !k->tls13 && k->aead == AEAD_AES_GCM ? REC_EXPLICIT : 0;
+    size_t inner = len + (k->tls13 ? 1 : 0);
+    size_t body = explicit + inner + REC_TAG;
+    uint8_t *r = buf_reserve(&c->fill, REC_HDR + body);
+    if (!r)
+        return fail_with(c, TLS_ERR_NOMEM, MEMORY_E);
+    r[0] = k->tls13 ? CT_APPDATA : type;
+    r[1] = 3;
+    r[2] = 3;
+    r[3] = (uint8_t)(body >> 8);
+    r[4] = (uint8_t)body;
+    uint8_t *p = r + REC_HDR + explicit;
+    for (size_t got = 0; got < len;) {
+        size_t take = iov[*i].iov_len - *at;
+        if (take > len - got)
+            take = len - got;
+        memcpy(p + got, (const char *)iov[*i].iov_base + *at, take);
+        got += take;
+        *at += take;
+        if (*at == iov[*i].iov_len && *i < n - 1) {
+            (*i)++;
+            *at = 0;
+        }
+        while (*at == iov[*i].iov_len && *i < n - 1) { /* empty ranges */
+            (*i)++;
+            *at = 0;
+        }
+    }
+    if (k->tls13)
+        p[len] = type;
+    uint8_t iv[12], aad[13];
+    nonce(k, k->iv_w, k->seq_w, iv);
+    if (explicit)
+        memcpy(r + REC_HDR, iv + 4, REC_EXPLICIT);
+    if (!k->tls13)
+        tls12_aad(aad, k->seq_w, type, len);
+    int rc =
+        aead(k, 1, k->key_w, iv, k->tls13 ? r : aad, k->tls13 ? REC_HDR : 13, p, inner, p + inner);
+    if (rc != 0)
+        return fail_with(c, TLS_ERR_OTHER, rc);
+    k->seq_w++;
+    c->fill.len += (uint32_t)(REC_HDR + body);
+    return 0;
+}
+
+static int seal_bytes(struct tls_conn *c, uint8_t type, const void *p, size_t len)
+{
+    struct iovec v = {(void *)(uintptr_t)p, len};
+    int i = 0;
+    size_t at = 0;
+    return seal_record(c, type, &v, 1, &i, &at, len);
+}
+
+static ssize_t rec_write(struct tls_conn *c, const struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int j = 0; j < n; j++)
+        total += iov[j].iov_len;
+    int i = 0;
+    size_t at = 0;
+    while (i < n && at == iov[i].iov_len && i < n - 1) {
+        i++;
+        at = 0;
+    }
+    for (size_t left = total; left > 0;) {
+        size_t len = left < TLS_RECORD_MAX ? left : TLS_RECORD_MAX;
+        int rc = seal_record(c, CT_APPDATA, iov, n, &i, &at, len);
+        if (rc < 0)
+            return rc;
+        left -= len;
+    }
+    return (ssize_t)total;
+}
+
+/* Fails a detached connection, telling the peer with a fatal alert. */
+static int rec_fail(struct tls_conn *c, enum tls_error why, uint8_t alert, const char *detail)
+{
+    uint8_t a[2] = {2, alert};
+    seal_bytes(c, CT_ALERT, a, 2);
+    c->why = detail;
+    return fail_with(c, why, 0);
+}
+
+/* Acts on a decrypted record that is not application data. */
+static int rec_control(struct tls_conn *c, uint8_t type, const uint8_t *p, size_t len)
+{
+    if (type == CT_ALERT) {
+        if (len != 2)
+            return rec_fail(c, TLS_ERR_RECORD, 50, "malformed alert");
+        if (p[1] == 0) { /* close_notify */
+            c->state = TLS_PEER_CLOSED;
+            return 0;
+        }
+        if (p[0] == 1 && p[1] == 90) /* user_canceled: close_notify follows */
+            return 0;
+        c->why = wolfSSL_alert_desc_string_long(p[1]);
+        return fail_with(c, TLS_ERR_ALERT, 0);
+    }
+    if (type == CT_HANDSHAKE) {
+        /* TLS 1.3 KeyUpdate needs the traffic secret, which this wolfSSL
+         * does not hand out; TLS 1.2 renegotiation we never do. */
+        if (len >= 1 && p[0] == 24)
+            return rec_fail(c, TLS_ERR_OTHER, 10, "KeyUpdate is not supported");
+        return rec_fail(c, TLS_ERR_OTHER, 100, "renegotiation is not supported");
+    }
+    return rec_fail(c, TLS_ERR_RECORD, 10, "unexpected record type");
+}
+
+/* Opens the record at in.off if all of it arrived. Returns 1 with
+ * plain_rel/plain_len set (or a control record acted on), 0 to wait, or
+ * an error. */
+static int rec_open(struct tls_conn *c)
+{
+    struct tls_keys *k = &c->k;
+    uint8_t *r = (uint8_t *)c->in.p + c->in.off;
+    size_t avail = c->in.len - c->in.off;
+    if (avail < REC_HDR)
+        return 0;
+    size_t body = (size_t)r[3] << 8 | r[4];
+    size_t explicit = !k->tls13 && k->aead == AEAD_AES_GCM ? REC_EXPLICIT : 0;
+    if (body > REC_MAX_CIPHERTEXT || body < explicit + REC_TAG + (k->tls13 ? 1 : 0))
+        return rec_fail(c, TLS_ERR_RECORD, 22, "record length out of range");
+    if ((k->tls13 && r[0] != CT_APPDATA) ||
+        (!k->tls13 && r[0] != CT_APPDATA && r[0] != CT_ALERT && r[0] != CT_HANDSHAKE))
+        return rec_fail(c, TLS_ERR_RECORD, 10, "unexpected record type");
+    if (avail < REC_HDR + body)
+        return 0;
+    uint8_t iv[12], aad[13];
+    nonce(k, k->iv_r, k->seq_r, iv);
+    if (explicit)
+        memcpy(iv + 4, r + REC_HDR, REC_EXPLICIT);
+    uint8_t *p = r + REC_HDR + explicit;
+    size_t n = body - explicit - REC_TAG;
+    if (!k->tls13)
+        tls12_aad(aad, k->seq_r, r[0], n);
+    if (aead(k, 0, k->key_r, iv, k->tls13 ? r : aad, k->tls13 ? REC_HDR : 13, p, n, p + n) != 0)
+        return rec_fail(c, TLS_ERR_RECORD, 20, "bad record MAC");
+    k->seq_r++;
+    uint8_t type = r[0];
+    if (k->tls13) {
+        /* The real type is the last non-zero byte (RFC 8446 5.4). */
+        while (n > 0 && p[n - 1] == 0)
+            n--;
+        if (n == 0)
+            return rec_fail(c, TLS_ERR_RECORD, 10, "record without a content type");
+        type = p[--n];
+    }
+    if (n > TLS_RECORD_MAX)
+        return rec_fail(c, TLS_ERR_RECORD, 22, "record too long");
+    c->rec_len = (uint32_t)(REC_HDR + body);
+    c->plain_rel = (uint32_t)(p - r);
+    c->plain_len = 0;
+    if (type == CT_APPDATA) {
+        c->plain_len = (uint32_t)n;
+        return 1;
+    }
+    int rc = rec_control(c, type, p, n);
+    return rc < 0 ? rc : 1;
+}
+
+static ssize_t rec_read(struct tls_conn *c, char *buf, size_t cap)
+{
+    for (;;) {
+        if (c->plain_len > 0) {
+            size_t n = c->plain_len < cap ? c->plain_len : cap;
+            memcpy(buf, c->in.p + c->in.off + c->plain_rel, n);
+            c->plain_rel += (uint32_t)n;
+            c->plain_len -= (uint32_t)n;
+            return (ssize_t)n;
+        }
+        if (c->rec_len) { /* done with this record */
+            c->in.off += c->rec_len;
+            c->rec_len = 0;
+        }
+        if (c->state == TLS_PEER_CLOSED) {
+            buf_free(&c->in); /* nothing after close_notify counts */
+            return 0;
+        }
+        int rc = rec_open(c);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            buf_release_if_empty(&c->in);
+            return 0;
+        }
+    }
+}
+
+/* Takes the record keys out of a server connection whose handshake just
+ * finished, and frees the WOLFSSL object: from here on a connection costs
+ * this struct. Left attached (a correct but fat connection) if the cipher
+ * is not one we handle or wolfSSL still holds bytes. */
+static void detach(struct tls_conn *c)
+{
+    WOLFSSL *ssl = c->ssl;
+    struct tls_keys *k = &c->k;
+    int bulk = wolfSSL_GetBulkCipher(ssl), klen = wolfSSL_GetKeySize(ssl);
+    int ivlen = wolfSSL_GetIVSize(ssl), v = wolfSSL_version(ssl);
+    word64 seq_r = 0, seq_w = 0;
+    if ((bulk != wolfssl_aes_gcm && bulk != wolfssl_chacha) || klen <= 0 || klen > 32 ||
+        (v != TLS1_2_VERSION && v != TLS1_3_VERSION) || wolfSSL_pending(ssl) > 0)
+        return;
+    k->aead = bulk == wolfssl_aes_gcm ? AEAD_AES_GCM : AEAD_CHACHA;
+    k->tls13 = v == TLS1_3_VERSION;
+    if (ivlen != (!k->tls13 && k->aead == AEAD_AES_GCM ? 4 : 12))
+        return;
+    k->key_len = (uint8_t)klen;
+    memcpy(k->key_r, wolfSSL_GetClientWriteKey(ssl), (size_t)klen);
+    memcpy(k->key_w, wolfSSL_GetServerWriteKey(ssl), (size_t)klen);
+    memcpy(k->iv_r, wolfSSL_GetClientWriteIV(ssl), (size_t)ivlen);
+    memcpy(k->iv_w, wolfSSL_GetServerWriteIV(ssl), (size_t)ivlen);
+    wolfSSL_GetPeerSequenceNumber(ssl, &seq_r);
+    wolfSSL_GetSequenceNumber(ssl, &seq_w);
+    k->seq_r = seq_r;
+    k->seq_w = seq_w;
+    const char *sni = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
+    if (sni) {
+        size_t n = strlen(sni);
+        if (!(c->sni = wolfSSL_Malloc(n + 1)))
+            return; /* stay attached: no worse than before */
+        memcpy(c->sni, sni, n + 1);
+    }
+    char *alpn = NULL;
+    unsigned short alen = 0;
+    c->alpn_http11 = wolfSSL_ALPN_GetProtocol(ssl, &alpn, &alen) == WOLFSSL_SUCCESS && alpn &&
+                     alen == sizeof(alpn_http11) - 1 && memcmp(alpn, alpn_http11, alen) == 0;
+    c->resumed = wolfSSL_session_reused(ssl) ? 1 : 0;
+    c->version = wolfSSL_get_version(ssl);
+    c->cipher = wolfSSL_get_cipher_name(ssl);
+    c->detached = 1;
+    c->ssl = NULL;
+    wolfSSL_free(ssl);
 }
 
 /* ---- the handshake ---- */
@@ -682,6 +1048,8 @@ static void on_open(struct tls_conn *c)
      * arrays (randoms, pre-master secret) go too, explicitly. */
     wolfSSL_FreeArrays(c->ssl);
     save_session(c);
+    if (!c->client)
+        detach(c);
 }
 
 static int handshake(struct tls_conn *c)
@@ -725,6 +1093,8 @@ ssize_t tls_conn_read(struct tls_conn *c, char *buf, size_t cap)
 {
     if (c->state == TLS_FAILED)
         return c->err == TLS_ERR_NOMEM ? -ENOMEM : -EPROTO;
+    if (c->detached)
+        return cap ? rec_read(c, buf, cap) : 0;
     if (c->state != TLS_OPEN || cap == 0)
         return 0;
     int n = wolfSSL_read(c->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
@@ -769,6 +1139,8 @@ ssize_t tls_conn_write(struct tls_conn *c, const struct iovec *iov, int n)
         return c->err == TLS_ERR_NOMEM ? -ENOMEM : -EPROTO;
     if (c->state != TLS_OPEN && c->state != TLS_PEER_CLOSED)
         return -ENOTCONN;
+    if (c->detached)
+        return rec_write(c, iov, n);
     char gather[TLS_RECORD_MAX];
     size_t used = 0, total = 0;
     for (int i = 0; i < n; i++) {
@@ -830,6 +1202,10 @@ int tls_conn_shutdown(struct tls_conn *c)
         return -ENOTCONN;
     /* Returns "not done" until the peer's close_notify comes back; we do
      * not wait for it (RFC 8446 section 6.1 allows closing at once). */
+    if (c->detached) {
+        static const uint8_t close_notify[2] = {1, 0};
+        return seal_bytes(c, CT_ALERT, close_notify, 2);
+    }
     wolfSSL_shutdown(c->ssl);
     return c->nomem ? -ENOMEM : 0;
 }
@@ -840,6 +1216,8 @@ span_t tls_conn_alpn(struct tls_conn *c)
 {
     char *name = NULL;
     unsigned short len = 0;
+    if (c->detached)
+        return c->alpn_http11 ? SPAN_LIT("http/1.1") : SPAN_LIT("");
     if (c->state == TLS_HANDSHAKE ||
         wolfSSL_ALPN_GetProtocol(c->ssl, &name, &len) != WOLFSSL_SUCCESS || !name)
         return SPAN_LIT("");
@@ -850,25 +1228,29 @@ const char *tls_conn_sni(struct tls_conn *c)
 {
     if (c->client)
         return NULL;
+    if (c->detached)
+        return c->sni;
     return wolfSSL_get_servername(c->ssl, WOLFSSL_SNI_HOST_NAME);
 }
 
 const char *tls_conn_version(struct tls_conn *c)
 {
-    return wolfSSL_get_version(c->ssl);
+    return c->detached ? c->version : wolfSSL_get_version(c->ssl);
 }
 
 const char *tls_conn_cipher(struct tls_conn *c)
 {
-    return wolfSSL_get_cipher_name(c->ssl);
+    return c->detached ? c->cipher : wolfSSL_get_cipher_name(c->ssl);
 }
 
 int tls_conn_resumed(struct tls_conn *c)
 {
+    if (c->detached)
+        return c->resumed;
     return wolfSSL_session_reused(c->ssl) ? 1 : 0;
 }
 
 size_t tls_conn_buffered(const struct tls_conn *c)
 {
-    return sizeof(*c) + c->in.cap + c->fill.cap + c->flight.cap;
+    return sizeof(*c) + c->in.cap + c->fill.cap + c->flight.cap + (c->sni ? strlen(c->sni) + 1 : 0);
 }
