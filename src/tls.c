@@ -461,6 +461,13 @@ int tls_client_set_versions(struct tls_client *cl, int min, int max)
         wolfSSL_CTX_set_max_proto_version(cl->ctx, max == 12 ? TLS1_2_VERSION : TLS1_3_VERSION) !=
             WOLFSSL_SUCCESS)
         return -EINVAL;
+    /* A session saved under other versions would only fail the next
+     * handshake. */
+    pthread_mutex_lock(&cl->lock);
+    if (cl->session)
+        wolfSSL_SESSION_free(cl->session);
+    cl->session = NULL;
+    pthread_mutex_unlock(&cl->lock);
     return 0;
 }
 
@@ -893,10 +900,10 @@ static int rec_control(struct tls_conn *c, uint8_t type, const uint8_t *p, size_
 static int rec_open(struct tls_conn *c)
 {
     struct tls_keys *k = &c->k;
-    uint8_t *r = (uint8_t *)c->in.p + c->in.off;
     size_t avail = c->in.len - c->in.off;
     if (avail < REC_HDR)
         return 0;
+    uint8_t *r = (uint8_t *)c->in.p + c->in.off;
     size_t body = (size_t)r[3] << 8 | r[4];
     size_t explicit = !k->tls13 && k->aead == AEAD_AES_GCM ? REC_EXPLICIT : 0;
     if (body > REC_MAX_CIPHERTEXT || body < explicit + REC_TAG + (k->tls13 ? 1 : 0))
@@ -1021,10 +1028,10 @@ static void detach(struct tls_conn *c)
  * or fails the connection. */
 static int sniff(struct tls_conn *c)
 {
-    const unsigned char *p = (const unsigned char *)c->in.p + c->in.off;
     size_t n = c->in.len - c->in.off;
     if (n == 0)
         return 0;
+    const unsigned char *p = (const unsigned char *)c->in.p + c->in.off;
     if (p[0] == 0x16)
         return 1;
     for (size_t i = 0; i < n && i < 16; i++) {
@@ -1186,6 +1193,8 @@ span_t tls_conn_pending(struct tls_conn *c)
         c->flight = c->fill;
         memset(&c->fill, 0, sizeof(c->fill));
     }
+    if (!c->flight.p)
+        return SPAN_NULL;
     return span_of(c->flight.p + c->flight.off, c->flight.len - c->flight.off);
 }
 

@@ -986,3 +986,55 @@ Test(tls, memory_per_idle_connection, .timeout = 600)
     tls_server_free(srv);
     cr_assert_eq(live_bytes, 0, "%zu bytes still allocated after freeing everything", live_bytes);
 }
+
+/* ---- the fuzzer's seeds ---- */
+
+/* Saves one seed for tests/fuzz/fuzz_tls.c: a mode byte, then the bytes. */
+static void save_seed(const char *dir, const char *name, uint8_t mode, span_t bytes)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    fputc(mode, f);
+    fwrite(bytes.base, 1, bytes.len, f);
+    fclose(f);
+}
+
+/* Our client's first flight is a ClientHello record, for both versions.
+ * With RINGCAST_TLS_SAVE_CORPUS=DIR set, the test also saves the seeds of
+ * the fuzzer's corpus there (tests/fuzz/corpus/tls was made so). */
+Test(tls, client_hello_capture)
+{
+    const char *dir = getenv("RINGCAST_TLS_SAVE_CORPUS");
+    struct tls_server *srv = server("ec.pem", "ec.key");
+    struct tls_client *cl = client("root.pem");
+    for (int v = 12; v <= 13; v++) {
+        cr_assert_eq(tls_client_set_versions(cl, v, v == 12 ? 12 : 13), 0);
+        struct tls_conn *c = tls_conn_new_client(cl, "localhost");
+        span_t hello = tls_conn_pending(c);
+        cr_assert_gt(hello.len, 50);
+        cr_assert_eq((uint8_t)hello.base[0], 0x16);
+        cr_assert_eq((uint8_t)hello.base[5], 0x01, "a ClientHello");
+        if (dir) {
+            save_seed(dir, v == 12 ? "hello12" : "hello13", 0x00, hello);
+            save_seed(dir, v == 12 ? "hello12_by3" : "hello13_by7", v == 12 ? 3 << 2 : 7 << 2,
+                      hello);
+        }
+        struct tls_conn *s = tls_conn_new_server(srv);
+        cr_assert_eq(handshake(s, c, 0), 0);
+        struct iovec a = {"data: hello\n\n", 13};
+        tls_conn_write(c, &a, 1);
+        if (dir && v == 13)
+            save_seed(dir, "record13", 0x01, tls_conn_pending(c));
+        tls_conn_free(s);
+        tls_conn_free(c);
+    }
+    if (dir) {
+        save_seed(dir, "plain_http", 0x00, SPAN_LIT("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        save_seed(dir, "plaintext", 0x02, SPAN_LIT("data: hello\n\ndata: world\n\n"));
+        save_seed(dir, "plaintext_by2", 2 | (2 << 2), SPAN_LIT("GET /sub/a HTTP/1.1\r\n\r\n"));
+    }
+    tls_client_free(cl);
+    tls_server_free(srv);
+}
