@@ -577,6 +577,111 @@ Test(tls, resumption_with_tickets)
     }
 }
 
+/* ---- the detached record layer ---- */
+
+Test(tls, finished_and_request_in_one_input)
+{
+    /* A TLS 1.3 client sends its Finished and its request together. */
+    struct tls_server *srv = server("ec.pem", "ec.key");
+    struct tls_client *cl = client("root.pem");
+    struct tls_conn *s = tls_conn_new_server(srv), *c = tls_conn_new_client(cl, "localhost");
+    cr_assert_geq(move(c, s, 0, NULL, 0, NULL), 0);
+    cr_assert_geq(move(s, c, 0, NULL, 0, NULL), 0);
+    cr_assert_eq(tls_conn_state(c), TLS_OPEN);
+    cr_assert_eq(tls_conn_state(s), TLS_HANDSHAKE);
+    struct iovec req = {"GET /sub/a HTTP/1.1\r\n\r\n", 23};
+    cr_assert_eq(tls_conn_write(c, &req, 1), 23);
+    char got[64];
+    size_t n = 0;
+    cr_assert_geq(move(c, s, 0, got, sizeof(got), &n), 0);
+    cr_assert_eq(tls_conn_state(s), TLS_OPEN);
+    cr_assert_eq(n, 23);
+    cr_assert(memcmp(got, req.iov_base, 23) == 0);
+    tls_conn_free(s);
+    tls_conn_free(c);
+    tls_client_free(cl);
+    tls_server_free(srv);
+}
+
+/* Runs a bare client's reads and writes against an open server connection. */
+static void raw_take(struct raw *r, struct tls_conn *s)
+{
+    span_t p = tls_conn_pending(s);
+    cr_assert_leq(r->in_len + p.len, sizeof(r->in));
+    if (p.len)
+        memcpy(r->in + r->in_len, p.base, p.len);
+    r->in_len += p.len;
+    tls_conn_sent(s, p.len);
+}
+
+static void raw_exchange(struct raw *r, struct tls_conn *s)
+{
+    /* The server's tickets and anything else pending reach the client. */
+    raw_take(r, s);
+    char buf[256];
+    cr_assert_eq(wolfSSL_write(r->ssl, "ping from raw", 13), 13);
+    cr_assert_eq(tls_conn_input(s, span_of(r->out, r->out_len)), 0);
+    r->out_len = 0;
+    size_t n = (size_t)drain(s, buf, sizeof(buf));
+    cr_assert_eq(n, 13);
+    cr_assert(memcmp(buf, "ping from raw", 13) == 0);
+    struct iovec a = {"pong", 4}, b = {" from server", 12};
+    struct iovec two[2] = {a, b};
+    cr_assert_eq(tls_conn_write(s, two, 2), 16);
+    raw_take(r, s);
+    int got = 0, rc;
+    while ((rc = wolfSSL_read(r->ssl, buf + got, (int)sizeof(buf) - got)) > 0)
+        got += rc;
+    cr_assert_eq(got, 16);
+    cr_assert(memcmp(buf, "pong from server", 16) == 0);
+}
+
+Test(tls, every_aead_both_versions_against_wolfssl)
+{
+    static const struct {
+        int v13;
+        const char *suite;
+    } suites[] = {
+        {1, "TLS13-AES128-GCM-SHA256"},        {1, "TLS13-AES256-GCM-SHA384"},
+        {1, "TLS13-CHACHA20-POLY1305-SHA256"}, {0, "ECDHE-ECDSA-AES128-GCM-SHA256"},
+        {0, "ECDHE-ECDSA-AES256-GCM-SHA384"},  {0, "ECDHE-ECDSA-CHACHA20-POLY1305"},
+    };
+    struct tls_server *srv = server("ec.pem", "ec.key");
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        struct tls_conn *s = tls_conn_new_server(srv);
+        struct raw *r =
+            raw_new(suites[i].v13 ? wolfTLSv1_3_client_method() : wolfTLSv1_2_client_method(),
+                    suites[i].suite, "http/1.1");
+        cr_assert_eq(raw_handshake(r, s), TLS_OPEN, "%s", suites[i].suite);
+        cr_assert_str_eq(tls_conn_cipher(s), suites[i].suite);
+        raw_exchange(r, s);
+        raw_exchange(r, s);
+        raw_free(r);
+        tls_conn_free(s);
+    }
+    tls_server_free(srv);
+}
+
+Test(tls, key_update_is_refused)
+{
+    struct tls_server *srv = server("ec.pem", "ec.key");
+    struct tls_conn *s = tls_conn_new_server(srv);
+    struct raw *r = raw_new(wolfTLSv1_3_client_method(), NULL, "http/1.1");
+    cr_assert_eq(raw_handshake(r, s), TLS_OPEN);
+    raw_exchange(r, s);
+    wolfSSL_update_keys(r->ssl);
+    cr_assert_gt(r->out_len, 0);
+    cr_assert_eq(tls_conn_input(s, span_of(r->out, r->out_len)), 0);
+    char buf[16];
+    cr_assert_eq(tls_conn_read(s, buf, sizeof(buf)), -EPROTO);
+    char d[128];
+    cr_assert(strstr(tls_conn_error_detail(s, d, sizeof(d)), "KeyUpdate"), "%s", d);
+    cr_assert_gt(tls_conn_pending(s).len, 0, "an alert for the client");
+    raw_free(r);
+    tls_conn_free(s);
+    tls_server_free(srv);
+}
+
 /* ---- what is not TLS ---- */
 
 Test(tls, plain_http_detected)
