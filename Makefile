@@ -27,7 +27,7 @@ FUZZ_SECONDS ?= 20
 
 # What building and running needs; what the tests need on top.
 RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libjansson-dev
-TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl \
+TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl openssl \
              python3-websockets nodejs node-ws
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
