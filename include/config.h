@@ -41,6 +41,10 @@ struct config {
     int ws_deflate;          /* permessage-deflate is negotiated when offered */
     char allow_origin[1024]; /* comma-separated origins, or "*" */
     uint32_t fault_drop;     /* testing load generators: skip every Nth delivery (0 = off) */
+    char tls_cert[512];      /* PEM certificate (chain) for the TLS port; empty: no TLS */
+    char tls_key[512];       /* PEM private key */
+    int tls_port;            /* TLS listening port (0 picks a free one) */
+    uint32_t tls_handshake_timeout; /* seconds to finish a TLS handshake */
     uint32_t features;       /* allowed: FEAT_ALL minus --compat and --disable */
 };
 

@@ -31,6 +31,18 @@
     X(ws_messages_in, counter, "WebSocket messages received from clients")                        \
     X(ws_protocol_errors, counter, "WebSocket connections failed for a protocol error")           \
     X(ws_ping_timeouts, counter, "WebSocket connections closed: no pong in time")                 \
+    X(tls_handshakes, counter, "TLS handshakes completed")                                        \
+    X(tls_resumed, counter, "TLS handshakes that resumed a session (ticket)")                     \
+    X(tls_fail_plain_http, counter, "TLS port: plain HTTP request (answered 400)")                 \
+    X(tls_fail_not_tls, counter, "TLS port: bytes that are neither TLS nor HTTP")                  \
+    X(tls_fail_bad_hello, counter, "TLS handshakes failed: malformed handshake")                  \
+    X(tls_fail_version, counter, "TLS handshakes failed: no shared version")                      \
+    X(tls_fail_cipher, counter, "TLS handshakes failed: no shared cipher or group")               \
+    X(tls_fail_alpn, counter, "TLS handshakes failed: ALPN without http/1.1")                     \
+    X(tls_fail_alert, counter, "TLS connections failed: the client sent a fatal alert")           \
+    X(tls_fail_record, counter, "TLS connections failed: a bad record after the handshake")       \
+    X(tls_fail_timeout, counter, "TLS handshakes not finished within --tls-handshake-timeout")    \
+    X(tls_fail_other, counter, "TLS connections failed: other reasons (memory, KeyUpdate)")       \
     X(cq_overflows, counter, "Completion queue overflows seen")                                   \
     X(mesh_overflows, counter, "Cross-worker items that waited for room in a full ring")
 
@@ -40,6 +52,7 @@
     X(sse_subscribers, "Server-Sent Events subscribers")                                          \
     X(longpoll_waiting, "Long polls waiting for a message")                                       \
     X(ws_subscribers, "WebSocket subscribers")                                                    \
+    X(tls_connections, "Connections on the TLS port (handshaking or open)")                       \
     X(channels, "Channels held by this worker (replicas included)")
 
 struct stats {

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "msg.h"
 #include "ring.h"
+#include "tls.h"
 #include "ws.h"
 #include "wsdeflate.h"
 #include "spsc.h"
@@ -55,6 +56,7 @@ enum conn_flags {
     CF_WS_NARROW = 1 << 15, /* ... with server_max_window_bits < 15 (wsdeflate_narrow) */
     CF_WS_CLIENT_NCT = 1 << 16, /* ... with client_no_context_takeover */
     CF_PAUSED = 1 << 17,    /* reading stopped: a full request waits behind an answer */
+    CF_TLS = 1 << 18,       /* accepted on the TLS port: bytes go through w->tls[slot] */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -67,6 +69,7 @@ enum tlist_id {
     T_WSPING,    /* WebSocket: time to ping */
     T_WSPONG,    /* WebSocket: pinged, waiting for the pong */
     T_WSCLOSE,   /* WebSocket: closed by us, waiting for the client's close */
+    T_TLS,       /* TLS: the handshake must finish */
     T_COUNT
 };
 
@@ -159,6 +162,7 @@ struct worker {
     struct ring ring;
     pthread_t thread;
     int listen_fd;
+    int tls_listen_fd;     /* -1 without TLS */
     int efd;               /* eventfd doorbell (without FEAT_MSG_RING) */
     uint64_t efd_buf;
     int ring_fd;           /* for other workers' MSG_RING */
@@ -170,7 +174,7 @@ struct worker {
     uint32_t *freelist;
     uint32_t nfree;
     uint32_t nconns;
-    int accept_armed;
+    int accept_armed, tls_accept_armed;
     int accept_paused;
     uint32_t accept_paused_at;
 
@@ -198,6 +202,9 @@ struct worker {
      * mmap'd like conns so untouched ones cost nothing). */
     struct wsdeflate wsz;
     struct wsdeflate_inflater **inflaters;
+    /* Per connection slot, the TLS state of a connection on the TLS port
+     * (nslots pointers, mmap'd like conns). */
+    struct tls_conn **tls;
 
     struct stats stats;
 };
@@ -210,6 +217,8 @@ struct server {
     struct spsc *mesh;     /* mesh[src * nworkers + dst] */
     _Atomic int stop;      /* set by the main thread on SIGINT/SIGTERM */
     uint32_t features;     /* worker 0's, for logs and /stats */
+    struct tls_server *tls; /* NULL without --tls-cert */
+    int tls_port;
     char sse_head[256];    /* the SSE response head and preamble, built once */
     uint32_t sse_head_len;
 };
@@ -249,7 +258,8 @@ struct pubreq {
 
 /* worker.c */
 int server_start(struct server *s);
-int server_run(struct server *s, const int *listen_fds);
+/* Starts the workers on their listeners (tls_fds: NULL without TLS). */
+int server_run(struct server *s, const int *listen_fds, const int *tls_fds);
 void server_wait(struct server *s);
 void conn_mark_dirty(struct worker *w, struct conn *c);
 /* Stops reading from c (TCP then holds the client back) / starts again. */

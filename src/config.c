@@ -54,6 +54,10 @@ static const char usage[] =
     "  --ws-timeout S         seconds to wait for a pong (default 10)\n"
     "  --close-timeout S      seconds to wait for a client's close frame (default 5)\n"
     "  --allow-origin LIST    WebSocket origins allowed, comma-separated (default: any)\n"
+    "  --tls-cert FILE        PEM certificate (chain) to serve TLS with\n"
+    "  --tls-key FILE         PEM private key for it\n"
+    "  --tls-port N           TLS port, beside the plain one (default 8443; 0 picks a free one)\n"
+    "  --tls-handshake-timeout S  seconds to finish a TLS handshake (default 10)\n"
     "  --fault-drop N         FOR TESTING: silently skip every Nth delivery (default 0: off)\n"
     "  --compat TIER          force a kernel tier: 5.10, 5.15, 5.19, 6.1\n"
     "  --disable LIST         switch features off: single_issuer, coop_taskrun,\n"
@@ -103,7 +107,8 @@ int config_parse(struct config *c, int argc, char **argv)
         .max_message = 65536, .header_timeout = 10, .keepalive_timeout = 60, .history = 100,
         .history_ttl = 0, .heartbeat = 15, .poll_timeout = 30, .max_queue = 1 << 20,
         .drain = 5, .sse_retry_ms = 3000, .features = FEAT_ALL, .ws_ping = 25, .ws_timeout = 10,
-        .close_timeout = 5, .ws_publish = 1, .ws_deflate = 1,
+        .close_timeout = 5, .ws_publish = 1, .ws_deflate = 1, .tls_port = 8443,
+        .tls_handshake_timeout = 10,
     };
     snprintf(c->bind, sizeof(c->bind), "0.0.0.0");
     snprintf(c->allow_origin, sizeof(c->allow_origin), "*");
@@ -140,6 +145,8 @@ int config_parse(struct config *c, int argc, char **argv)
         NUMFLAG("--ws-timeout", ws_timeout, 1, 3600)
         NUMFLAG("--close-timeout", close_timeout, 1, 3600)
         NUMFLAG("--fault-drop", fault_drop, 0, 1000000000)
+        NUMFLAG("--tls-port", tls_port, 0, 65535)
+        NUMFLAG("--tls-handshake-timeout", tls_handshake_timeout, 1, 3600)
 #undef NUMFLAG
         if (strcmp(f, "--bind") == 0 && v) {
             snprintf(c->bind, sizeof(c->bind), "%s", v);
@@ -167,6 +174,15 @@ int config_parse(struct config *c, int argc, char **argv)
             }
             snprintf(c->allow_origin, sizeof(c->allow_origin), "%s", v);
             i++;
+        } else if ((strcmp(f, "--tls-cert") == 0 || strcmp(f, "--tls-key") == 0) && v) {
+            char *dst = f[6] == 'c' ? c->tls_cert : c->tls_key;
+            if (!*v || strlen(v) >= sizeof(c->tls_cert)) {
+                fprintf(stderr, "ringcast: %s: expected a file name of 1 to %zu bytes\n", f,
+                        sizeof(c->tls_cert) - 1);
+                return -EINVAL;
+            }
+            snprintf(dst, sizeof(c->tls_cert), "%s", v);
+            i++;
         } else if (strcmp(f, "--compat") == 0 && v) {
             size_t t;
             for (t = 0; t < sizeof(tiers) / sizeof(tiers[0]); t++)
@@ -186,6 +202,11 @@ int config_parse(struct config *c, int argc, char **argv)
             fprintf(stderr, "ringcast: %s: unknown flag or missing value (see --help)\n", f);
             return -EINVAL;
         }
+    }
+    if (!*c->tls_cert != !*c->tls_key) {
+        fprintf(stderr, "ringcast: %s: TLS needs both --tls-cert and --tls-key\n",
+                *c->tls_cert ? "--tls-cert without --tls-key" : "--tls-key without --tls-cert");
+        return -EINVAL;
     }
     return 0;
 }

@@ -83,8 +83,31 @@ int main(int argc, char **argv)
         }
     }
     srv.port = port;
+    int *tls_fds = NULL;
+    if (srv.cfg.tls_cert[0]) {
+        char err[512] = "";
+        /* Before any worker: wolfSSL's global setup happens here. */
+        srv.tls = tls_server_new(srv.cfg.tls_cert, srv.cfg.tls_key, err, sizeof(err));
+        if (!srv.tls) {
+            fprintf(stderr, "ringcast: %s\n", err);
+            return 2;
+        }
+        if (err[0])
+            fprintf(stderr, "ringcast: warning: %s\n", err);
+        tls_fds = calloc((size_t)srv.nworkers, sizeof(int));
+        int tport = srv.cfg.tls_port;
+        for (int i = 0; i < srv.nworkers; i++) {
+            tls_fds[i] = listen_on(srv.cfg.bind, tport, &tport);
+            if (tls_fds[i] < 0) {
+                fprintf(stderr, "ringcast: cannot listen for TLS on %s port %d: %s\n",
+                        srv.cfg.bind, tport, strerror(-tls_fds[i]));
+                return 1;
+            }
+        }
+        srv.tls_port = tport;
+    }
     serve_init(&srv);
-    if ((rc = server_start(&srv)) < 0 || (rc = server_run(&srv, fds)) < 0) {
+    if ((rc = server_start(&srv)) < 0 || (rc = server_run(&srv, fds, tls_fds)) < 0) {
         fprintf(stderr, "ringcast: cannot start workers: %s\n", strerror(-rc));
         return 1;
     }
@@ -105,6 +128,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringcast: WARNING: --fault-drop %u: every %uth delivery is skipped on "
                         "purpose, for testing\n",
                 srv.cfg.fault_drop, srv.cfg.fault_drop);
+    if (srv.tls)
+        fprintf(stderr, "ringcast: TLS (https, wss) on %s:%d\n", srv.cfg.bind, srv.tls_port);
     fprintf(stderr, "ringcast: listening on %s:%d\n", srv.cfg.bind, srv.port);
 
     sigdelset(&set, SIGPIPE);
@@ -118,9 +143,14 @@ int main(int argc, char **argv)
         (void)r;
     }
     server_wait(&srv);
-    for (int i = 0; i < srv.nworkers; i++)
+    for (int i = 0; i < srv.nworkers; i++) {
         close(fds[i]);
+        if (tls_fds)
+            close(tls_fds[i]);
+    }
     free(fds);
+    free(tls_fds);
+    tls_server_free(srv.tls);
     fprintf(stderr, "ringcast: stopped\n");
     return 0;
 }

@@ -27,7 +27,16 @@
 #include "util.h"
 #include "worker.h"
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_POLL, OP_SEND, OP_CLOSE, OP_IGNORE, OP_DOORBELL };
+enum op {
+    OP_ACCEPT = 1,
+    OP_RECV,
+    OP_POLL,
+    OP_SEND,
+    OP_CLOSE,
+    OP_IGNORE,
+    OP_DOORBELL,
+    OP_ACCEPT_TLS
+};
 
 #define SQ_ENTRIES 4096
 #define TICK_MS 100
@@ -130,6 +139,10 @@ static void timers_run(struct worker *w)
                 conn_timer_set(w, c, T_HEARTBEAT);
                 conn_queue(w, c, NULL, heartbeat_bytes, sizeof(heartbeat_bytes) - 1);
                 break;
+            case T_TLS:
+                STAT_ADD(&w->stats, tls_fail_timeout, 1);
+                conn_close(w, c);
+                break;
             default:
                 timer_unlink(w, c);
                 serve_ws_timer(w, c, list);
@@ -228,8 +241,9 @@ static int rx_append(struct conn *c, const char *p, size_t n)
     return 0;
 }
 
-/* Takes slot, already removed from the free list, for socket fd. */
-static struct conn *conn_new(struct worker *w, uint32_t slot, int fd)
+/* Takes slot, already removed from the free list, for socket fd; tls: it
+ * came in on the TLS port. */
+static struct conn *conn_new(struct worker *w, uint32_t slot, int fd, int tls)
 {
     struct conn *c = &w->conns[slot];
     uint32_t gen = c->gen;
@@ -243,7 +257,16 @@ static struct conn *conn_new(struct worker *w, uint32_t slot, int fd)
         c->flags |= CF_CLOSE_AFTER; /* accepted just before the listener shut */
     STAT_ADD(&w->stats, connections_accepted, 1);
     STAT_ADD(&w->stats, connections, 1);
-    conn_timer_set(w, c, T_HEADER);
+    if (tls) {
+        c->flags |= CF_TLS;
+        STAT_ADD(&w->stats, tls_connections, 1);
+        if (!(w->tls[slot] = tls_conn_new_server(w->srv->tls))) {
+            STAT_ADD(&w->stats, drops_nomem, 1);
+            conn_close(w, c);
+            return c;
+        }
+    }
+    conn_timer_set(w, c, tls ? T_TLS : T_HEADER);
     arm_recv(w, c);
     return c;
 }
@@ -268,6 +291,11 @@ static void conn_maybe_free(struct worker *w, struct conn *c)
     c->rx = NULL;
     wsdeflate_inflater_free(w->inflaters[conn_slot(w, c)]);
     w->inflaters[conn_slot(w, c)] = NULL;
+    if (c->flags & CF_TLS) {
+        tls_conn_free(w->tls[conn_slot(w, c)]);
+        w->tls[conn_slot(w, c)] = NULL;
+        STAT_SUB(&w->stats, tls_connections, 1);
+    }
     c->gen++;
     c->state = C_FREE;
     w->freelist[w->nfree++] = conn_slot(w, c);
@@ -421,17 +449,83 @@ void conn_queue_copy(struct worker *w, struct conn *c, const char *base, size_t 
     conn_queue(w, c, &b->rc, b->data, len);
 }
 
-static void submit_send(struct worker *w, struct conn *c)
+/* ---- transports: plain TCP, or TLS over it ----
+ *
+ * Protocol code (serve.c, serve_ws.c) sees only plaintext: what arrived, in
+ * c->rx, and what to send, queued with conn_queue(). A transport moves the
+ * bytes between those and the socket: plain TCP as they are, TLS through the
+ * connection's tls_conn (tls.h), which decrypts what arrives and encrypts
+ * what leaves. Encryption is per connection, so a TLS subscriber's queue is
+ * encrypted a batch at a time, only when the previous batch is on the wire:
+ * what waits stays in the shared, refcounted form that --max-queue counts.
+ */
+struct transport {
+    /* n bytes arrived: append the plaintext to c->rx. 0, or -1 when the
+     * connection is failing or closed (the caller stops there). */
+    int (*input)(struct worker *w, struct conn *c, const char *p, size_t n);
+    /* Something to send now? */
+    int (*has_output)(struct worker *w, struct conn *c);
+    /* Submits one send of what there is. */
+    void (*send)(struct worker *w, struct conn *c);
+    /* n bytes of the send in flight went out. */
+    void (*sent)(struct worker *w, struct conn *c, size_t n);
+};
+
+static void outq_pop(struct outq *q, uint64_t n)
 {
-    struct outq *q = c->q;
+    q->bytes -= n;
+    while (n && q->count) {
+        struct outq_ent *e = &q->ents[q->head];
+        uint32_t avail = e->len - q->off;
+        if (n < avail) {
+            q->off += (uint32_t)n;
+            break;
+        }
+        n -= avail;
+        rc_put(e->owner);
+        q->off = 0;
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+}
+
+/* The iovecs of q's first entries, up to OUTQ_IOV; returns how many. */
+static uint32_t outq_iov(struct outq *q, size_t *bytes)
+{
     uint32_t n = q->count < OUTQ_IOV ? q->count : OUTQ_IOV;
-    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    *bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct outq_ent *e = &q->ents[(q->head + i) % q->cap];
         uint32_t skip = i == 0 ? q->off : 0;
         q->iov[i].iov_base = (void *)(e->base + skip);
         q->iov[i].iov_len = e->len - skip;
+        *bytes += e->len - skip;
     }
+    return n;
+}
+
+static int tcp_input(struct worker *w, struct conn *c, const char *p, size_t n)
+{
+    if (rx_append(c, p, n) < 0) {
+        STAT_ADD(&w->stats, drops_nomem, 1);
+        conn_close(w, c);
+        return -1;
+    }
+    return 0;
+}
+
+static int tcp_has_output(struct worker *w, struct conn *c)
+{
+    (void)w;
+    return c->q && c->q->count;
+}
+
+static void tcp_send(struct worker *w, struct conn *c)
+{
+    struct outq *q = c->q;
+    size_t bytes;
+    uint32_t n = outq_iov(q, &bytes);
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
     if (n == 1) {
         io_uring_prep_send(sqe, c->fd, q->iov[0].iov_base, q->iov[0].iov_len, MSG_NOSIGNAL);
     } else {
@@ -446,9 +540,157 @@ static void submit_send(struct worker *w, struct conn *c)
     c->inflight++;
 }
 
+static void tcp_sent(struct worker *w, struct conn *c, size_t n)
+{
+    (void)w;
+    outq_pop(c->q, n);
+}
+
+static const struct transport tcp_transport = {tcp_input, tcp_has_output, tcp_send, tcp_sent};
+
+static struct tls_conn *conn_tls(struct worker *w, struct conn *c)
+{
+    return w->tls[conn_slot(w, c)];
+}
+
+/* The TLS connection failed: count why, stop reading, and close once what
+ * it has to say (an alert, or the 400 a plain-HTTP client gets) is out. */
+static void tls_failed(struct worker *w, struct conn *c)
+{
+    struct tls_conn *t = conn_tls(w, c);
+    switch (tls_conn_error(t)) {
+    case TLS_ERR_PLAIN_HTTP:
+        STAT_ADD(&w->stats, tls_fail_plain_http, 1);
+        break;
+    case TLS_ERR_NOT_TLS:
+        STAT_ADD(&w->stats, tls_fail_not_tls, 1);
+        break;
+    case TLS_ERR_BAD_HELLO:
+        STAT_ADD(&w->stats, tls_fail_bad_hello, 1);
+        break;
+    case TLS_ERR_VERSION:
+        STAT_ADD(&w->stats, tls_fail_version, 1);
+        break;
+    case TLS_ERR_CIPHER:
+        STAT_ADD(&w->stats, tls_fail_cipher, 1);
+        break;
+    case TLS_ERR_ALPN:
+        STAT_ADD(&w->stats, tls_fail_alpn, 1);
+        break;
+    case TLS_ERR_ALERT:
+        STAT_ADD(&w->stats, tls_fail_alert, 1);
+        break;
+    case TLS_ERR_RECORD:
+        STAT_ADD(&w->stats, tls_fail_record, 1);
+        break;
+    default:
+        STAT_ADD(&w->stats, tls_fail_other, 1);
+        break;
+    }
+    conn_drop_unsent(c);
+    c->flags |= CF_CLOSE_AFTER;
+    conn_pause(w, c);
+    if (tls_conn_pending(t).len)
+        conn_mark_dirty(w, c);
+    else
+        conn_close(w, c);
+}
+
+static int tls_input(struct worker *w, struct conn *c, const char *p, size_t n)
+{
+    struct tls_conn *t = conn_tls(w, c);
+    int handshaking = tls_conn_state(t) == TLS_HANDSHAKE;
+    int rc = tls_conn_input(t, span_of(p, n));
+    if (rc == -ENOMEM)
+        goto nomem;
+    if (rc < 0) {
+        tls_failed(w, c);
+        return -1;
+    }
+    if (handshaking && tls_conn_state(t) == TLS_OPEN) {
+        STAT_ADD(&w->stats, tls_handshakes, 1);
+        if (tls_conn_resumed(t))
+            STAT_ADD(&w->stats, tls_resumed, 1);
+        conn_timer_set(w, c, T_HEADER); /* now a request head is due */
+    }
+    for (;;) {
+        if (rx_reserve(c, RX_MIN) < 0)
+            goto nomem;
+        struct rxbuf *rx = c->rx;
+        ssize_t got = tls_conn_read(t, rx->data + rx->len, rx->cap - rx->len);
+        if (got == -ENOMEM)
+            goto nomem;
+        if (got < 0) {
+            tls_failed(w, c);
+            return -1;
+        }
+        if (got == 0)
+            break;
+        rx->len += (uint32_t)got;
+    }
+    if (tls_conn_pending(t).len) /* handshake messages, an alert */
+        conn_mark_dirty(w, c);
+    if (tls_conn_state(t) == TLS_PEER_CLOSED)
+        c->flags |= CF_EOF | CF_CLOSE_AFTER;
+    return 0;
+nomem:
+    STAT_ADD(&w->stats, drops_nomem, 1);
+    conn_close(w, c);
+    return -1;
+}
+
+static int tls_has_output(struct worker *w, struct conn *c)
+{
+    struct tls_conn *t = conn_tls(w, c);
+    return tls_conn_pending(t).len ||
+           (c->q && c->q->count && tls_conn_state(t) == TLS_OPEN);
+}
+
+/* Sends the pending ciphertext; with none, first encrypts the next batch of
+ * the queue (what the kernel is given is the TLS layer's buffer). */
+static void tls_send(struct worker *w, struct conn *c)
+{
+    struct tls_conn *t = conn_tls(w, c);
+    span_t out = tls_conn_pending(t);
+    struct outq *q = c->q;
+    if (!out.len && q && q->count && tls_conn_state(t) == TLS_OPEN) {
+        size_t bytes;
+        uint32_t n = outq_iov(q, &bytes);
+        ssize_t rc = tls_conn_write(t, q->iov, (int)n);
+        if (rc < 0) {
+            if (rc == -ENOMEM)
+                STAT_ADD(&w->stats, drops_nomem, 1);
+            conn_close(w, c);
+            return;
+        }
+        outq_pop(q, bytes);
+        out = tls_conn_pending(t);
+    }
+    if (!out.len)
+        return;
+    struct io_uring_sqe *sqe = ring_sqe(&w->ring);
+    io_uring_prep_send(sqe, c->fd, out.base, out.len, MSG_NOSIGNAL);
+    sqe_conn(w, sqe, c, OP_SEND);
+    if (q)
+        q->inflight = 0; /* the queue's bytes are the TLS layer's now */
+    c->flags |= CF_SENDING;
+    c->inflight++;
+}
+
+static void tls_sent(struct worker *w, struct conn *c, size_t n)
+{
+    tls_conn_sent(conn_tls(w, c), n);
+}
+
+static const struct transport tls_transport = {tls_input, tls_has_output, tls_send, tls_sent};
+
+static const struct transport *transport_of(const struct conn *c)
+{
+    return (c->flags & CF_TLS) ? &tls_transport : &tcp_transport;
+}
+
 static void on_send(struct worker *w, struct conn *c, int res)
 {
-    struct outq *q = c->q;
     c->flags &= ~CF_SENDING;
     c->inflight--;
     if (res < 0 || c->state == C_CLOSING) {
@@ -459,29 +701,22 @@ static void on_send(struct worker *w, struct conn *c, int res)
     }
     STAT_ADD(&w->stats, bytes_sent, (uint64_t)res);
     STAT_ADD(&w->stats, sends, 1);
-    uint64_t left = (uint64_t)res;
-    q->bytes -= left;
-    while (left && q->count) {
-        struct outq_ent *e = &q->ents[q->head];
-        uint32_t avail = e->len - q->off;
-        if (left < avail) {
-            q->off += (uint32_t)left;
-            break;
-        }
-        left -= avail;
-        rc_put(e->owner);
-        q->off = 0;
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
-    }
-    if (q->count == 0) {
-        outq_release(q);
-        c->q = NULL;
-        if ((c->flags & CF_CLOSE_AFTER) && c->state == C_READ)
-            conn_close(w, c);
+    const struct transport *tr = transport_of(c);
+    tr->sent(w, c, (size_t)res);
+    if (tr->has_output(w, c)) {
+        conn_mark_dirty(w, c);
         return;
     }
-    conn_mark_dirty(w, c);
+    if (c->q && c->q->count == 0) {
+        outq_release(c->q);
+        c->q = NULL;
+    }
+    if (c->q)
+        return; /* TLS: waits for the handshake */
+    if ((c->flags & CF_TLS) && tls_conn_state(conn_tls(w, c)) == TLS_FAILED)
+        conn_close(w, c); /* its last words are out */
+    else if ((c->flags & CF_CLOSE_AFTER) && c->state == C_READ)
+        conn_close(w, c);
 }
 
 /* Sends what each dirty connection has queued, re-arms receives that ran out
@@ -503,9 +738,11 @@ static void flush_dirty(struct worker *w)
             if (c->flags & CF_CLOSE_SENT)
                 continue;
         }
-        if (c->q && c->q->count && !(c->flags & CF_SENDING))
-            submit_send(w, c);
-        else if (!c->q && (c->flags & CF_CLOSE_AFTER) && c->state == C_READ)
+        const struct transport *tr = transport_of(c);
+        if (!(c->flags & CF_SENDING) && tr->has_output(w, c))
+            tr->send(w, c);
+        else if (!c->q && !(c->flags & CF_SENDING) && (c->flags & CF_CLOSE_AFTER) &&
+                 c->state == C_READ)
             conn_close(w, c);
     }
     w->ndirty = 0;
@@ -845,16 +1082,19 @@ static int inbox_empty(struct worker *w)
 
 /* ---- accept and completions ---- */
 
-static void arm_accept(struct worker *w)
+/* Arms an accept on the plain listener, or (tls) on the TLS one. */
+static void arm_accept_on(struct worker *w, int tls)
 {
-    if (w->accept_armed || w->accept_paused || w->draining)
+    int *armed = tls ? &w->tls_accept_armed : &w->accept_armed;
+    int fd = tls ? w->tls_listen_fd : w->listen_fd;
+    if (*armed || w->accept_paused || w->draining || fd < 0)
         return;
     struct io_uring_sqe *sqe = ring_sqe(&w->ring);
     uint32_t slot = 0;
     if (has(w, FEAT_ACCEPT_MULTISHOT) && has(w, FEAT_DIRECT))
-        io_uring_prep_multishot_accept_direct(sqe, w->listen_fd, NULL, NULL, 0);
+        io_uring_prep_multishot_accept_direct(sqe, fd, NULL, NULL, 0);
     else if (has(w, FEAT_ACCEPT_MULTISHOT))
-        io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, 0);
+        io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, 0);
     else if (has(w, FEAT_DIRECT)) {
         /* 5.15: we choose the table entry; the connection slot is unique, so
          * its number is a free entry. */
@@ -866,19 +1106,25 @@ static void arm_accept(struct worker *w)
             return;
         }
         slot = w->freelist[--w->nfree]; /* reserved until the accept completes */
-        io_uring_prep_accept_direct(sqe, w->listen_fd, NULL, NULL, 0, slot);
+        io_uring_prep_accept_direct(sqe, fd, NULL, NULL, 0, slot);
     } else
-        io_uring_prep_accept(sqe, w->listen_fd, NULL, NULL, 0);
-    sqe->user_data = ud(OP_ACCEPT, slot, 0);
-    w->accept_armed = 1;
+        io_uring_prep_accept(sqe, fd, NULL, NULL, 0);
+    sqe->user_data = ud(tls ? OP_ACCEPT_TLS : OP_ACCEPT, slot, 0);
+    *armed = 1;
 }
 
-static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
+static void arm_accept(struct worker *w)
+{
+    arm_accept_on(w, 0);
+    arm_accept_on(w, 1);
+}
+
+static void on_accept(struct worker *w, struct io_uring_cqe *cqe, int tls)
 {
     int res = cqe->res;
     int direct = has(w, FEAT_DIRECT), multishot = has(w, FEAT_ACCEPT_MULTISHOT);
     if (!(cqe->flags & IORING_CQE_F_MORE))
-        w->accept_armed = 0;
+        *(tls ? &w->tls_accept_armed : &w->accept_armed) = 0;
     if (res < 0 && direct && !multishot)
         w->freelist[w->nfree++] = ud_slot(cqe->user_data);
     if (res < 0) {
@@ -896,9 +1142,9 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
     struct conn *c;
     if (direct && !multishot) { /* 5.15: res is 0, the entry is the slot we chose */
         uint32_t slot = ud_slot(cqe->user_data);
-        c = conn_new(w, slot, (int)slot);
+        c = conn_new(w, slot, (int)slot, tls);
     } else if (w->nfree) {
-        c = conn_new(w, w->freelist[--w->nfree], res);
+        c = conn_new(w, w->freelist[--w->nfree], res, tls);
     } else {
         /* No record free: only when the kernel chose the entry. */
         struct io_uring_sqe *sqe = ring_sqe(&w->ring);
@@ -910,7 +1156,7 @@ static void on_accept(struct worker *w, struct io_uring_cqe *cqe)
         STAT_ADD(&w->stats, connections_refused, 1);
         return;
     }
-    if (w->nconns > w->cfg->max_conns) {
+    if (w->nconns > w->cfg->max_conns && c->state != C_CLOSING) {
         STAT_ADD(&w->stats, connections_refused, 1);
         serve_refuse(w, c);
     }
@@ -928,22 +1174,25 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
     } else {
         c->flags &= ~CF_RECV_BUSY;
         c->inflight--;
-        if (res > 0 && c->state != C_CLOSING)
-            c->rx->len += (uint32_t)res;
+        if (res > 0 && c->state != C_CLOSING) {
+            if (c->flags & CF_TLS) /* ciphertext, after the plaintext: see start_recv */
+                tls_input(w, c, c->rx->data + c->rx->len, (size_t)res);
+            else
+                c->rx->len += (uint32_t)res;
+        }
     }
     if (res > 0 && multishot) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        int rc = c->state == C_CLOSING ? 0 : rx_append(c, ring_buf(&w->ring, bid), (size_t)res);
+        if (c->state != C_CLOSING)
+            transport_of(c)->input(w, c, ring_buf(&w->ring, bid), (size_t)res);
         ring_buf_recycle(&w->ring, bid);
-        if (rc < 0) {
-            STAT_ADD(&w->stats, drops_nomem, 1);
-            conn_close(w, c);
-        }
     }
     if (c->state == C_CLOSING) {
         conn_maybe_free(w, c);
         return;
     }
+    if ((c->flags & CF_TLS) && tls_conn_state(conn_tls(w, c)) == TLS_FAILED)
+        return; /* closes once its alert is out */
     if (res == -ENOBUFS || (res == -EAGAIN && !multishot)) {
         /* Out of buffers (multishot), or nothing to read after all (poll):
          * wait again, and meanwhile go on with what is buffered. */
@@ -967,10 +1216,13 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
     }
     STAT_ADD(&w->stats, bytes_received, (uint64_t)res);
     /* Poll mode: a full buffer or a readiness seen while reading means the
-     * socket may hold more, and poll will not say so again. */
-    int more = !multishot && ((c->rx && c->rx->len == c->rx->cap) || (c->flags & CF_MORE));
+     * socket may hold more, and poll will not say so again (TLS: whether the
+     * buffer filled is not known after decryption; ask once more). */
+    int more = !multishot && ((c->flags & CF_TLS) || (c->rx && c->rx->len == c->rx->cap) ||
+                              (c->flags & CF_MORE));
     c->flags &= ~CF_MORE;
-    serve_input(w, c);
+    if (!(c->flags & CF_TLS) || (c->rx && c->rx->len))
+        serve_input(w, c);
     if (c->state == C_CLOSING)
         return;
     if (c->rx && c->rx->len == 0 && !(c->state == C_WS && c->rx->ws.mid)) {
@@ -1013,8 +1265,8 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 {
     uint64_t u = cqe->user_data;
     int op = ud_op(u);
-    if (op == OP_ACCEPT) {
-        on_accept(w, cqe);
+    if (op == OP_ACCEPT || op == OP_ACCEPT_TLS) {
+        on_accept(w, cqe, op == OP_ACCEPT_TLS);
         return;
     }
     if (op == OP_DOORBELL) {
@@ -1056,6 +1308,8 @@ static void begin_drain(struct worker *w)
     /* A pending accept fails (EINVAL) once its socket stops listening;
      * connections still queued on it are reset. */
     shutdown(w->listen_fd, SHUT_RDWR);
+    if (w->tls_listen_fd >= 0)
+        shutdown(w->tls_listen_fd, SHUT_RDWR);
     for (uint32_t s = 0; s < w->nslots; s++) {
         struct conn *c = &w->conns[s];
         if (c->state != C_FREE && c->state != C_CLOSING)
@@ -1093,7 +1347,10 @@ static int worker_setup(struct worker *w)
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     w->inflaters = mmap(NULL, (size_t)w->nslots * sizeof(*w->inflaters), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED || w->inflaters == MAP_FAILED)
+    w->tls = mmap(NULL, (size_t)w->nslots * sizeof(*w->tls), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (w->conns == MAP_FAILED || w->freelist == MAP_FAILED || w->inflaters == MAP_FAILED ||
+        w->tls == MAP_FAILED)
         return -ENOMEM;
     wsdeflate_init(&w->wsz);
     /* Lowest slots first, so the touched part of the table stays dense. */
@@ -1112,6 +1369,7 @@ static int worker_setup(struct worker *w)
     w->tl[T_WSPING].timeout_ms = cfg->ws_ping * 1000;
     w->tl[T_WSPONG].timeout_ms = cfg->ws_timeout * 1000;
     w->tl[T_WSCLOSE].timeout_ms = cfg->close_timeout * 1000;
+    w->tl[T_TLS].timeout_ms = cfg->tls_handshake_timeout * 1000;
     w->overflow = calloc((size_t)w->srv->nworkers, sizeof(*w->overflow));
     w->bell = calloc((size_t)w->srv->nworkers, 1);
     if (!w->overflow || !w->bell)
@@ -1131,6 +1389,7 @@ static void worker_teardown(struct worker *w)
             outq_release(c->q);
         free(c->rx);
         wsdeflate_inflater_free(w->inflaters[s]);
+        tls_conn_free(w->tls[s]);
     }
     wsdeflate_destroy(&w->wsz);
     /* w->overflow's items are retired by server_wait, once every worker
@@ -1142,6 +1401,7 @@ static void worker_teardown(struct worker *w)
     munmap(w->conns, (size_t)w->nslots * sizeof(struct conn));
     munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
     munmap(w->inflaters, (size_t)w->nslots * sizeof(*w->inflaters));
+    munmap(w->tls, (size_t)w->nslots * sizeof(*w->tls));
     ring_exit(&w->ring);
 }
 
@@ -1244,10 +1504,11 @@ int server_start(struct server *s)
     return 0;
 }
 
-int server_run(struct server *s, const int *listen_fds)
+int server_run(struct server *s, const int *listen_fds, const int *tls_fds)
 {
     for (int i = 0; i < s->nworkers; i++) {
         s->workers[i].listen_fd = listen_fds[i];
+        s->workers[i].tls_listen_fd = tls_fds ? tls_fds[i] : -1;
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0)
             return -EAGAIN;
     }
