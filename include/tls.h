@@ -74,6 +74,10 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
 /* Frees it after every connection made from it is freed; NULL is ignored. */
 void tls_server_free(struct tls_server *s);
 
+/* A thread that made or served TLS connections is ending: frees its share of
+ * wolfSSL's per-thread caches (the fixed-point ECC tables, some MB). */
+void tls_thread_done(void);
+
 /*
  * The client side for the load generator: verifies the server's chain
  * against ca_file (PEM), or the system's CAs when ca_file is NULL, and its

@@ -72,6 +72,19 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* Certificate problems first, before any port is taken. wolfSSL's global
+     * setup happens here, before any worker. */
+    if (srv.cfg.tls_cert[0]) {
+        char err[512] = "";
+        srv.tls = tls_server_new(srv.cfg.tls_cert, srv.cfg.tls_key, err, sizeof(err));
+        if (!srv.tls) {
+            fprintf(stderr, "ringcast: %s\n", err);
+            tls_thread_done();
+            return 2;
+        }
+        if (err[0])
+            fprintf(stderr, "ringcast: warning: %s\n", err);
+    }
     int *fds = calloc((size_t)srv.nworkers, sizeof(int));
     int port = srv.cfg.port;
     for (int i = 0; i < srv.nworkers; i++) {
@@ -84,16 +97,7 @@ int main(int argc, char **argv)
     }
     srv.port = port;
     int *tls_fds = NULL;
-    if (srv.cfg.tls_cert[0]) {
-        char err[512] = "";
-        /* Before any worker: wolfSSL's global setup happens here. */
-        srv.tls = tls_server_new(srv.cfg.tls_cert, srv.cfg.tls_key, err, sizeof(err));
-        if (!srv.tls) {
-            fprintf(stderr, "ringcast: %s\n", err);
-            return 2;
-        }
-        if (err[0])
-            fprintf(stderr, "ringcast: warning: %s\n", err);
+    if (srv.tls) {
         tls_fds = calloc((size_t)srv.nworkers, sizeof(int));
         int tport = srv.cfg.tls_port;
         for (int i = 0; i < srv.nworkers; i++) {
@@ -151,6 +155,7 @@ int main(int argc, char **argv)
     free(fds);
     free(tls_fds);
     tls_server_free(srv.tls);
+    tls_thread_done();
     fprintf(stderr, "ringcast: stopped\n");
     return 0;
 }

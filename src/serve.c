@@ -780,7 +780,9 @@ void serve_input(struct worker *w, struct conn *c)
             (!rx || rx->len <= MAX_HEAD + w->cfg->max_message))
             conn_resume(w, c); /* the answer it waited behind is out */
         if (!rx || rx->len == 0) {
-            if (c->state == C_READ && c->tlist != T_KEEPALIVE) {
+            /* Idle between requests: the keep-alive timeout (not while a
+             * TLS handshake is still due). */
+            if (c->state == C_READ && c->tlist != T_KEEPALIVE && c->tlist != T_TLS) {
                 if (w->draining && !c->q)
                     conn_close(w, c);
                 else

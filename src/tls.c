@@ -30,6 +30,7 @@
 #include <wolfssl/openssl/pem.h>
 #include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "util.h"
@@ -1262,4 +1263,11 @@ int tls_conn_resumed(struct tls_conn *c)
 size_t tls_conn_buffered(const struct tls_conn *c)
 {
     return sizeof(*c) + c->in.cap + c->fill.cap + c->flight.cap + (c->sni ? strlen(c->sni) + 1 : 0);
+}
+
+void tls_thread_done(void)
+{
+#ifdef FP_ECC
+    wc_ecc_fp_free();
+#endif
 }

@@ -1402,6 +1402,8 @@ static void worker_teardown(struct worker *w)
     munmap(w->freelist, (size_t)w->nslots * sizeof(uint32_t));
     munmap(w->inflaters, (size_t)w->nslots * sizeof(*w->inflaters));
     munmap(w->tls, (size_t)w->nslots * sizeof(*w->tls));
+    if (w->srv->tls)
+        tls_thread_done();
     ring_exit(&w->ring);
 }
 

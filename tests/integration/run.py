@@ -45,6 +45,7 @@ import test_load  # noqa: E402,F401
 import test_ws  # noqa: E402,F401
 import test_ws_clients  # noqa: E402,F401
 import test_ws_deflate  # noqa: E402,F401
+import test_tls  # noqa: E402,F401
 import test_ringload  # noqa: E402,F401
 import test_ringload_reconnect  # noqa: E402,F401
 import test_ringload_results  # noqa: E402,F401

@@ -140,12 +140,13 @@ def ws_client_python(t):
 class NodeClient:
     """node/ws_client.js as a child process: commands on stdin, JSON events from stdout."""
 
-    def __init__(self, t, url, protocols, deflate):
+    def __init__(self, t, url, protocols, deflate, ca=None):
         node = shutil.which("node") or shutil.which("nodejs")
         if not node:
             raise Failure("node is not installed: `make deps` installs nodejs and node-ws (Makefile DEB_PKGS)")
         self.what = "node ws (deflate %s)" % deflate
-        self.p = t.spawn([node, NODE_SCRIPT, url, protocols or "-", deflate], stdin=subprocess.PIPE,
+        self.p = t.spawn([node, NODE_SCRIPT, url, protocols or "-", deflate] + ([ca] if ca else []),
+                         stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.buf = b""
         self.events = []

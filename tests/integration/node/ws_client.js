@@ -3,9 +3,10 @@
 // package (Debian's node-ws, installed by `make deps`; an npm-installed `ws` is used first if
 // there is one).
 //
-//   node ws_client.js URL PROTOCOLS DEFLATE
+//   node ws_client.js URL PROTOCOLS DEFLATE [CA]
 //     PROTOCOLS  comma-separated subprotocols to offer, or "-" for none
 //     DEFLATE    "on": offer permessage-deflate (ws's default), "off": offer nothing
+//     CA         for wss://: a PEM file of the CA to trust (else the system's)
 //
 // Events go to stdout, one JSON object a line:
 //   {"ev":"open","protocol":"...","extensions":"...","headers":{...}}
@@ -25,12 +26,13 @@ try {
 }
 const readline = require('readline');
 
-const [url, protos, deflate] = process.argv.slice(2);
+const [url, protos, deflate, ca] = process.argv.slice(2);
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const ws = new WebSocket(url, protos && protos !== '-' ? protos.split(',') : [], {
   perMessageDeflate: deflate === 'on',
   handshakeTimeout: 5000,
+  ...(ca ? { ca: require('fs').readFileSync(ca) } : {}),
 });
 let headers = {};
 ws.on('upgrade', (res) => { headers = res.headers; });
