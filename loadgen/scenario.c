@@ -141,6 +141,11 @@ static const struct scenario_key keys[] = {
              "mean time a subscriber keeps its connection before reconnecting; 0 = forever"),
     ENUM("ws_deflate", ws_deflate, onoff_names, "off",
          "on: WebSocket subscribers offer permessage-deflate and require it"),
+    FILEKEY("tls_ca", tls_ca,
+            "CA certificates (PEM) that https and wss servers must chain to (empty: the "
+            "system's)"),
+    ENUM("tls_insecure", tls_insecure, onoff_names, "off",
+         "on: skip certificate verification (self-signed test servers)"),
     {.doc = {"src", "IPv4 range", "", "source addresses to bind (empty: the kernel picks)"},
      .type = SC_SRC,
      FIELD(src_first)},

@@ -71,6 +71,10 @@
  *                                                            (needs reconnect = on) (0..24h)
  * ws_deflate     enum        off                             on: WebSocket subscribers offer
  *                                                            permessage-deflate and require it
+ * tls_ca         file        (empty: the system's CAs)       CA certificates (PEM) that https
+ *                                                            and wss servers must chain to
+ * tls_insecure   enum        off                             on: skip certificate verification
+ *                                                            (self-signed test servers)
  * src            IPv4 range  (empty: the kernel picks)       source addresses to bind, one or
  *                                                            a range: 127.0.0.2-127.0.0.250
  * procs          count       1                               processes (1..1024)
@@ -143,6 +147,9 @@ struct scenario {
     uint64_t backoff_ns;
     uint64_t churn_ns; /* 0: subscribers keep their connection */
     int ws_deflate;    /* 0 off, 1 on */
+    /* TLS (https, wss): the CA file (empty: the system's), verification off. */
+    char tls_ca[SCENARIO_PATH_MAX];
+    int tls_insecure; /* 0 off, 1 on */
     /* Where from. */
     int has_src;                  /* src given; else the kernel picks */
     uint32_t src_first, src_last; /* IPv4, host byte order, first <= last */

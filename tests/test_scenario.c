@@ -100,6 +100,10 @@ static const struct good goods[] = {
     {"churn", "250ms", "250ms"},
     {"ws_deflate", "on", "on"},
     {"ws_deflate", "off", "off"},
+    {"tls_ca", "certs/root ca.pem", "certs/root ca.pem"},
+    {"tls_ca", "", ""},
+    {"tls_insecure", "on", "on"},
+    {"tls_insecure", "off", "off"},
     {"src", "127.0.0.2-127.0.0.250", "127.0.0.2-127.0.0.250"},
     {"src", "10.0.0.1", "10.0.0.1-10.0.0.1"},
     {"src", "10.0.0.1 - 10.0.0.5", "10.0.0.1-10.0.0.5"},
@@ -243,6 +247,8 @@ static const struct bad bads[] = {
     {"churn", "25h", "from 0 to 24h"},
     {"churn", "-1", "from 0 to 24h"},
     {"ws_deflate", "yes", "expected off or on"},
+    {"tls_ca", "#ca.pem", "file name"},
+    {"tls_insecure", "yes", "expected off or on"},
     {"src", "127.0.0.9-127.0.0.2", "the range is reversed: 127.0.0.9 is above 127.0.0.2"},
     {"src", "256.0.0.1", "expected an IPv4 address or range like 127.0.0.2-127.0.0.250"},
     {"src", "1.2.3", "IPv4"},
@@ -367,6 +373,8 @@ Test(scenario, defaults)
     cr_assert_eq(s.backoff_ns, 100000000u);
     cr_assert_eq(s.churn_ns, 0);
     cr_assert_eq(s.ws_deflate, 0);
+    cr_assert_str_eq(s.tls_ca, "");
+    cr_assert_eq(s.tls_insecure, 0);
     cr_assert_eq(s.has_src, 0);
     cr_assert_eq(s.procs, 1);
     cr_assert_eq(s.threads, 0);
@@ -725,6 +733,8 @@ Test(scenario, format_parses_back)
             {"backoff-ms", "7"},
             {"churn", "90s"},
             {"ws-deflate", "on"},
+            {"tls-ca", "ca.pem"},
+            {"tls-insecure", "on"},
             {"src", "127.0.0.2-127.0.3.4"},
             {"procs", "8"},
             {"threads", "9"},
