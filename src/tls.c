@@ -88,6 +88,7 @@ struct tls_conn {
     uint8_t err;                   /* enum tls_error */
     uint8_t nomem;                 /* the send callback could not grow fill */
     uint8_t saved;                 /* client: its session went to the tls_client */
+    uint8_t ticket;                /* client: a ticket came on this connection */
     uint8_t sniffed;               /* server: the first bytes were a TLS record */
     uint8_t detached;              /* keys below, no WOLFSSL */
     uint8_t alpn_http11;           /* detached: ALPN chose http/1.1 */
@@ -524,6 +525,15 @@ static int is_ip_literal(const char *host)
 
 static int handshake(struct tls_conn *c);
 
+/* wolfSSL stored a ticket the server sent (client side): the session can
+ * be handed on now. */
+static int on_ticket(WOLFSSL *ssl, const unsigned char *ticket, int len, void *arg)
+{
+    (void)ssl, (void)ticket, (void)len;
+    ((struct tls_conn *)arg)->ticket = 1;
+    return 0;
+}
+
 struct tls_conn *tls_conn_new_client(struct tls_client *cl, const char *host)
 {
     struct tls_conn *c = conn_new(cl->ctx);
@@ -541,6 +551,8 @@ struct tls_conn *tls_conn_new_client(struct tls_client *cl, const char *host)
         if (ok && !cl->insecure)
             ok = wolfSSL_check_domain_name(c->ssl, host) == WOLFSSL_SUCCESS;
     }
+    if (ok)
+        ok = wolfSSL_set_SessionTicket_cb(c->ssl, on_ticket, c) == WOLFSSL_SUCCESS;
     pthread_mutex_lock(&cl->lock);
     if (ok && cl->session)
         wolfSSL_set_session(c->ssl, cl->session); /* a stale one just means a full handshake */
@@ -553,10 +565,15 @@ struct tls_conn *tls_conn_new_client(struct tls_client *cl, const char *host)
 }
 
 /* Gives the client's session to its tls_client once it can resume (TLS 1.3
- * tickets come after the handshake, so this is retried after reads). */
+ * tickets come after the handshake, so this is retried after reads). Under
+ * TLS 1.3 it waits for this connection's own ticket: a resumed connection's
+ * session holds the old ticket with the new handshake's secrets until then,
+ * and offering that pair fails the server's binder check (BAD_BINDER). */
 static void save_session(struct tls_conn *c)
 {
     if (!c->client || c->saved || c->state == TLS_HANDSHAKE || c->state == TLS_FAILED)
+        return;
+    if (!c->ticket && wolfSSL_version(c->ssl) == TLS1_3_VERSION)
         return;
     WOLFSSL_SESSION *sess = wolfSSL_get_session(c->ssl);
     if (!sess || !wolfSSL_SESSION_is_resumable(sess))
