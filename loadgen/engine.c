@@ -18,6 +18,12 @@
  * answer, without since, holds history: it anchors after its last message),
  * and from then on each answer must hold every message the server had
  * acknowledged when the request was sent.
+ *
+ * TLS: a client whose URL is https or wss has a tls_conn. Its tx buffer
+ * holds plaintext as for any client; submit_send encrypts it and sends the
+ * connection's pending ciphertext instead (still one send in flight), and
+ * received ciphertext is decrypted into the same byte handlers. The
+ * protocol starts once the handshake is done (state S_HANDSHAKE until then).
  */
 #include "engine.h"
 
@@ -39,7 +45,7 @@
 #include "wsdeflate.h"
 
 enum { K_SSE = LK_SSE, K_WS = LK_WS, K_LP = LK_LONGPOLL, K_POLL = LK_POLL, K_PUB = LK_N };
-enum { S_IDLE, S_CONNECTING, S_HEAD, S_STREAM, S_DEAD };
+enum { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_HEAD, S_STREAM, S_DEAD };
 enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
 /* Completions a thread waits for before it wakes (or 1 ms, see engine_main). */
 #define WAIT_BATCH 64
@@ -56,6 +62,7 @@ enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
 #define CF_HAVEID   1024u /* SSE, WebSocket: last_id holds the last id received */
 #define CF_RESUMING 2048u /* reconnected asking for what it missed (scenario resume) */
 #define HEAD_MAX    8192
+#define PLAIN_MAX   16384 /* one TLS record's plaintext */
 
 struct lclient {
     uint8_t kind, state;
@@ -68,6 +75,8 @@ struct lclient {
     char *tx;     /* bytes to send */
     char *tx_old; /* the block a send in flight reads, after tx grew (tx_append) */
     uint32_t txlen, txcap, txoff, txinflight;
+    struct tls_conn *tls; /* https, wss: this connection's TLS, else NULL */
+    uint64_t tls_t0;      /* when its TCP connect started */
     /* subscribers */
     struct sse_parser *p;
     uint64_t baseline, next_seq, id_offset;
@@ -112,6 +121,7 @@ struct engine {
     char host_hdr[300], poll_host_hdr[300];
     char *body;        /* a message being built */
     char *pad;         /* what fills each message after its header (see make_pad) */
+    char *plain;       /* TLS: decrypted bytes on their way to a handler */
     _Atomic int ready; /* 1 once the ring is up, or a negative errno */
 };
 
@@ -147,6 +157,8 @@ static uint64_t rnd(struct engine *e)
  * refused, bad_status, protocol_errors) and, for a subscriber, in its kind's
  * connect_failed. */
 static void retry_later(struct engine_thread *t, struct engine *e, struct lclient *c);
+
+static void tls_fail(struct engine_thread *t, struct lclient *c, int reason);
 
 static void fail_connect(struct engine_thread *t, struct lclient *c, _Atomic uint64_t *f)
 {
@@ -194,7 +206,7 @@ static int append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_
  * until the send completes, instead of realloc freeing it under the kernel. */
 static int tx_append(struct lclient *c, const char *p, size_t n)
 {
-    if ((c->flags & CF_SENDING) && !c->tx_old && c->txlen + n > c->txcap) {
+    if ((c->flags & CF_SENDING) && !c->tls && !c->tx_old && c->txlen + n > c->txcap) {
         uint32_t ncap = c->txcap * 2;
         while (ncap < c->txlen + n)
             ncap *= 2;
@@ -217,6 +229,10 @@ static void kill_client(struct engine_thread *t, struct lclient *c, int by_serve
     struct engine *e = t->priv;
     if (c->state == S_DEAD)
         return;
+    if (c->state == S_HANDSHAKE) { /* the server gave up on the handshake without an alert */
+        tls_fail(t, c, ENGINE_TLS_CLOSED);
+        return;
+    }
     if (by_server && !e->closing)
         atomic_fetch_add_explicit(&t->c.closed_by_server, 1, memory_order_relaxed);
     if (c->state == S_HEAD || c->state == S_STREAM)
@@ -225,20 +241,60 @@ static void kill_client(struct engine_thread *t, struct lclient *c, int by_serve
     retry_later(t, e, c);
 }
 
+/* TLS: encrypts c's plaintext (all of it) into its pending ciphertext.
+ * Before the handshake is done the plaintext waits. A failure (out of
+ * memory) shuts the socket down, so the receive ends and kills c. */
+static void tls_seal(struct engine *e, struct lclient *c, uint32_t i)
+{
+    if (tls_conn_state(c->tls) != TLS_OPEN)
+        return;
+    struct iovec iov = {c->tx + c->txoff, c->txlen - c->txoff};
+    if (tls_conn_write(c->tls, &iov, 1) < 0) {
+        struct io_uring_sqe *sqe = ring_sqe(&e->ring);
+        io_uring_prep_shutdown(sqe, c->fd, SHUT_RDWR);
+        fd_sqe(e, sqe, c);
+        sqe->user_data = ud(OP_IGNORE, i);
+    }
+    c->txoff = c->txlen = 0;
+    if (c->kind != K_PUB) { /* subscribers send rarely: no idle buffer */
+        free(c->tx);
+        c->tx = NULL;
+        c->txcap = 0;
+    }
+}
+
+/* Sends what c has to send, unless a send is in flight already: its tx
+ * bytes, or over TLS its pending ciphertext, which stays put until
+ * tls_conn_sent() has covered it. */
 static void submit_send(struct engine *e, struct lclient *c, uint32_t i)
 {
-    if ((c->flags & CF_SENDING) || c->txoff == c->txlen || c->state == S_DEAD)
+    if ((c->flags & CF_SENDING) || c->state == S_DEAD)
+        return;
+    const char *p = c->tx + c->txoff;
+    uint32_t n = c->txlen - c->txoff;
+    if (c->tls) {
+        if (n)
+            tls_seal(e, c, i);
+        span_t pend = tls_conn_pending(c->tls);
+        p = pend.base;
+        n = (uint32_t)pend.len;
+    }
+    if (n == 0)
         return;
     struct io_uring_sqe *sqe = ring_sqe(&e->ring);
-    c->txinflight = c->txlen - c->txoff;
-    io_uring_prep_send(sqe, c->fd, c->tx + c->txoff, c->txinflight, MSG_NOSIGNAL);
+    c->txinflight = n;
+    io_uring_prep_send(sqe, c->fd, p, n, MSG_NOSIGNAL);
     fd_sqe(e, sqe, c);
     sqe->user_data = ud(OP_SEND, i);
     c->flags |= CF_SENDING;
 }
 
+/* Arms c's multishot receive unless it is armed already (a TLS client arms
+ * it for the handshake, before its protocol starts). */
 static void arm_recv(struct engine *e, struct lclient *c, uint32_t i)
 {
+    if (c->flags & CF_RECV)
+        return;
     struct io_uring_sqe *sqe = ring_sqe(&e->ring);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -363,7 +419,9 @@ static void dues(struct engine_thread *t, struct engine *e, uint64_t now)
         struct lclient *c = &e->cl[d.i];
         if (c->due != d.due)
             continue; /* stale: the client moved on */
-        if (c->state == S_DEAD && !e->closing) {
+        if (c->state == S_HANDSHAKE) {
+            tls_fail(t, c, ENGINE_TLS_TIMEOUT);
+        } else if (c->state == S_DEAD && !e->closing) {
             if (c->flags & (CF_SENDING | CF_RECV)) {
                 c->due = now + 1000000;
                 heap_push(&e->dues, c->due, d.i);
@@ -389,6 +447,16 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
     socklen_t alen = c->kind == K_PUB    ? r->pub_addrlen
                      : c->kind == K_POLL ? r->poll_addrlen
                                          : r->sub_addrlen;
+    const struct scenario_url *url = c->kind == K_PUB    ? &r->sc.pub_url
+                                      : c->kind == K_POLL ? &r->sc.poll_url
+                                                          : &r->sc.sub_url;
+    c->tls_t0 = now_ns();
+    tls_conn_free(c->tls); /* a reconnect's old one: nothing is in flight now */
+    c->tls = NULL;
+    if (url->tls && !(c->tls = tls_conn_new_client(r->tls, url->host))) {
+        fail_connect(t, c, &t->c.connect_failed);
+        return;
+    }
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fail_connect(t, c, &t->c.connect_failed);
@@ -1138,6 +1206,137 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
     submit_send(e, c, i);
 }
 
+/* Connected (over TLS: the handshake is done): the kind's protocol starts. */
+static void start_protocol(struct engine_thread *t, struct engine *e, struct lclient *c,
+                           uint32_t i, uint64_t now)
+{
+    switch (c->kind) {
+    case K_SSE:
+        start_sse(t, e, c, i);
+        break;
+    case K_WS:
+        start_ws(t, e, c, i);
+        break;
+    case K_LP: /* subscribed once asked: its first answer sets the baseline */
+        c->state = S_STREAM;
+        arm_recv(e, c, i);
+        poll_request(t, e, c, i, now);
+        if (!c->attempts) /* else a reconnect: it asks with since as before */
+            KCNT(t, c, subscribed, subscribed, 1);
+        c->attempts = 0;
+        churn_later(t, e, c, now);
+        break;
+    case K_POLL: /* the first poll now, for the baseline */
+        c->state = S_STREAM;
+        arm_recv(e, c, i);
+        poll_request(t, e, c, i, now);
+        c->attempts = 0;
+        churn_later(t, e, c, now);
+        break;
+    default:
+        c->state = S_STREAM;
+        arm_recv(e, c, i);
+    }
+}
+
+/* Plaintext bytes from the server, to the kind's handler. */
+static void got_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                      const char *b, size_t n, uint64_t now)
+{
+    if (c->kind == K_SSE)
+        sse_bytes(t, e, c, b, n, now);
+    else if (c->kind == K_WS)
+        ws_bytes(t, e, c, i, b, n, now);
+    else if (c->kind == K_PUB)
+        pub_answers(t, c, b, n);
+    else
+        poll_bytes(t, e, c, i, b, n, now);
+}
+
+/* ---- TLS ---- */
+
+static const char *const tls_extra_names[] = {"timeout", "closed"};
+
+const char *engine_tls_reason_name(int reason)
+{
+    if (reason >= TLS_ERR__COUNT && reason < ENGINE_TLS_REASONS)
+        return tls_extra_names[reason - TLS_ERR__COUNT];
+    return tls_error_name((enum tls_error)reason);
+}
+
+/* A handshake that did not make it: counted by kind and reason, and as a
+ * connect failure of the kind. The thread keeps the first one's details for
+ * the final message. */
+static void tls_fail(struct engine_thread *t, struct lclient *c, int reason)
+{
+    if (reason <= TLS_ERR_NONE || reason >= ENGINE_TLS_REASONS)
+        reason = TLS_ERR_OTHER;
+    atomic_fetch_add_explicit(&t->c.tls[c->kind].failed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->c.tls_errors[reason], 1, memory_order_relaxed);
+    if (!t->tls_failed) {
+        char d[160] = "";
+        if (reason < TLS_ERR__COUNT)
+            tls_conn_error_detail(c->tls, d, sizeof(d));
+        snprintf(t->tls_first_error, sizeof(t->tls_first_error), "%s%s%s",
+                 engine_tls_reason_name(reason), d[0] ? ": " : "", d);
+        t->tls_failed = 1;
+    }
+    fail_connect(t, c, &t->c.connect_failed);
+}
+
+/* The handshake is done: counted, timed, and the protocol starts. */
+static void tls_open(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                     uint64_t now)
+{
+    struct engine_tls_counts *k = &t->c.tls[c->kind];
+    atomic_fetch_add_explicit(&k->handshakes, 1, memory_order_relaxed);
+    if (tls_conn_resumed(c->tls))
+        atomic_fetch_add_explicit(&k->resumed, 1, memory_order_relaxed);
+    hist_record(t->tls_lat[c->kind], now > c->tls_t0 ? now - c->tls_t0 : 0);
+    c->due = 0; /* the handshake timeout's heap entry is stale now */
+    CNT(t, connected, 1);
+    start_protocol(t, e, c, i, now);
+}
+
+/* Ciphertext from the server: advances the handshake, then decrypts into
+ * the kind's handler. Whatever became pending (the client's Finished, a
+ * request the protocol queued, an answer to a KeyUpdate) is sent. */
+static void tls_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                      const char *b, size_t n, uint64_t now)
+{
+    if (tls_conn_input(c->tls, span_of(b, n)) < 0) {
+        if (c->state == S_HANDSHAKE) {
+            tls_fail(t, c, (int)tls_conn_error(c->tls));
+        } else {
+            CNT(t, protocol_errors, 1);
+            kill_client(t, c, 0);
+        }
+        return;
+    }
+    if (c->state == S_HANDSHAKE) {
+        if (tls_conn_state(c->tls) != TLS_OPEN) {
+            submit_send(e, c, i);
+            return;
+        }
+        tls_open(t, e, c, i, now);
+    }
+    ssize_t r = 0;
+    while (c->state != S_DEAD && (r = tls_conn_read(c->tls, e->plain, PLAIN_MAX)) > 0)
+        got_bytes(t, e, c, i, e->plain, (size_t)r, now);
+    if (c->state == S_DEAD)
+        return;
+    if (r < 0) {
+        CNT(t, protocol_errors, 1);
+        kill_client(t, c, 0);
+        return;
+    }
+    if (tls_conn_state(c->tls) == TLS_PEER_CLOSED) {
+        kill_client(t, c, 1);
+        return;
+    }
+    submit_send(e, c, i);
+}
+
 static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cqe *cqe,
                    uint64_t now)
 {
@@ -1153,34 +1352,17 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
             fail_connect(t, c, res == -ECONNREFUSED ? &t->c.refused : &t->c.connect_failed);
             return;
         }
-        CNT(t, connected, 1);
-        switch (c->kind) {
-        case K_SSE:
-            start_sse(t, e, c, i);
-            break;
-        case K_WS:
-            start_ws(t, e, c, i);
-            break;
-        case K_LP: /* subscribed once asked: its first answer sets the baseline */
-            c->state = S_STREAM;
+        if (c->tls) { /* the ClientHello first; the protocol once it is done */
+            c->state = S_HANDSHAKE;
             arm_recv(e, c, i);
-            poll_request(t, e, c, i, now);
-            if (!c->attempts) /* else a reconnect: it asks with since as before */
-                KCNT(t, c, subscribed, subscribed, 1);
-            c->attempts = 0;
-            churn_later(t, e, c, now);
+            submit_send(e, c, i);
+            c->due = now + ENGINE_TLS_TIMEOUT_NS;
+            if (heap_push(&e->dues, c->due, i) < 0)
+                tls_fail(t, c, TLS_ERR_NOMEM);
             break;
-        case K_POLL: /* the first poll now, for the baseline */
-            c->state = S_STREAM;
-            arm_recv(e, c, i);
-            poll_request(t, e, c, i, now);
-            c->attempts = 0;
-            churn_later(t, e, c, now);
-            break;
-        default:
-            c->state = S_STREAM;
-            arm_recv(e, c, i);
         }
+        CNT(t, connected, 1);
+        start_protocol(t, e, c, i, now);
         break;
     case OP_SEND:
         c->flags &= ~CF_SENDING;
@@ -1190,8 +1372,9 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
             kill_client(t, c, 1);
             return;
         }
-        c->txoff += (uint32_t)res;
-        if (c->txoff == c->txlen) {
+        if (c->tls) {
+            tls_conn_sent(c->tls, (size_t)res);
+        } else if ((c->txoff += (uint32_t)res) == c->txlen) {
             c->txoff = c->txlen = 0;
             if (c->kind != K_PUB) { /* subscribers send rarely: no idle buffer */
                 free(c->tx);
@@ -1207,16 +1390,10 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
         if (res > 0) {
             uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
             const char *b = ring_buf(&e->ring, bid);
-            if (c->state != S_DEAD) {
-                if (c->kind == K_SSE)
-                    sse_bytes(t, e, c, b, (size_t)res, now);
-                else if (c->kind == K_WS)
-                    ws_bytes(t, e, c, i, b, (size_t)res, now);
-                else if (c->kind == K_PUB)
-                    pub_answers(t, c, b, (size_t)res);
-                else
-                    poll_bytes(t, e, c, i, b, (size_t)res, now);
-            }
+            if (c->state != S_DEAD && c->tls)
+                tls_bytes(t, e, c, i, b, (size_t)res, now);
+            else if (c->state != S_DEAD)
+                got_bytes(t, e, c, i, b, (size_t)res, now);
             ring_buf_recycle(&e->ring, bid);
         } else if (res == 0 || (res < 0 && res != -ENOBUFS)) {
             kill_client(t, c, 1);
@@ -1365,6 +1542,7 @@ static void *engine_main(void *arg)
         process_cqes(t, e);
     }
     goodbye(t, e);
+    tls_thread_done();
     return NULL;
 }
 
@@ -1395,7 +1573,7 @@ static void make_pad(char *out, size_t n)
 static void host_header(const struct scenario_url *u, char *out, size_t cap)
 {
     int v6 = strchr(u->host, ':') != NULL;
-    if (u->port == 80)
+    if (u->port == (u->tls ? 443 : 80))
         snprintf(out, cap, v6 ? "[%s]" : "%s", u->host);
     else
         snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
@@ -1457,6 +1635,14 @@ int engine_start(struct run *r, struct engine_thread *t)
     e->pad = malloc(sc->message_size);
     if (!e->body || !e->pad)
         return -ENOMEM;
+    if (r->tls) {
+        e->plain = malloc(PLAIN_MAX);
+        if (!e->plain)
+            return -ENOMEM;
+        for (int kd = 0; kd < ENGINE_TLS_KINDS; kd++)
+            if (!(t->tls_lat[kd] = hist_new()))
+                return -ENOMEM;
+    }
     make_pad(e->pad, sc->message_size);
     host_header(&sc->sub_url, e->host_hdr, sizeof(e->host_hdr));
     host_header(&sc->poll_url, e->poll_host_hdr, sizeof(e->poll_host_hdr));
@@ -1497,7 +1683,11 @@ void engine_final_check(struct engine_thread *t)
         else
             KCNT(t, c, lost, lost, acked - c->next_seq + 1);
     }
+    /* The ring first: no send may be left reading a buffer freed below. */
+    if (atomic_load(&e->ready) == 1)
+        ring_exit(&e->ring);
     for (uint32_t i = 0; i < e->ncl; i++) {
+        tls_conn_free(e->cl[i].tls);
         free(e->cl[i].rx);
         free(e->cl[i].tx);
         free(e->cl[i].tx_old);
@@ -1509,9 +1699,8 @@ void engine_final_check(struct engine_thread *t)
     wsdeflate_destroy(&e->z);
     free(e->body);
     free(e->pad);
+    free(e->plain);
     hist_free(e->interval);
-    if (atomic_load(&e->ready) == 1)
-        ring_exit(&e->ring);
     free(e);
     t->priv = NULL;
 }

@@ -6,7 +6,11 @@
  * starts the threads, steps the phases and reads the counters; each engine thread owns its clients,
  * ring and histogram and shares only the atomics below.
  *
- * Not yet: TLS, several-channel subscriptions.
+ * Over TLS (https, wss URLs) each client keeps its own tls_conn (tls.h)
+ * made from the run's one tls_client, which keeps the latest session so
+ * reconnects resume.
+ *
+ * Not yet: several-channel subscriptions.
  */
 #ifndef RINGLOAD_ENGINE_H
 #define RINGLOAD_ENGINE_H
@@ -19,11 +23,31 @@
 
 #include "hist.h"
 #include "scenario.h"
+#include "tls.h"
 
 enum run_phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
 
 /* The kinds of subscriber, for the per-kind counters. */
 enum { LK_SSE, LK_WS, LK_LONGPOLL, LK_POLL, LK_N };
+
+/* TLS figures are kept for the publishers too: index ENGINE_TLS_PUB. */
+#define ENGINE_TLS_PUB   LK_N
+#define ENGINE_TLS_KINDS (LK_N + 1)
+/* Why a handshake failed: tls_error values, and two the engine sees itself. */
+enum {
+    ENGINE_TLS_TIMEOUT = TLS_ERR__COUNT, /* no handshake within ENGINE_TLS_TIMEOUT_NS */
+    ENGINE_TLS_CLOSED,                   /* the server closed TCP before it was done */
+    ENGINE_TLS_REASONS
+};
+#define ENGINE_TLS_TIMEOUT_NS (10 * 1000000000ull)
+/* "cert", "alert", ..., "timeout", "closed". */
+const char *engine_tls_reason_name(int reason);
+
+/* Per kind of client, TLS handshakes: done, failed (also counted in the
+ * kind's connect_failed), and done by resuming a session. */
+struct engine_tls_counts {
+    _Atomic uint64_t handshakes, failed, resumed;
+};
 
 /* Per kind of subscriber. connect_failed: refused, failed or answered with
  * anything but a subscription (status, handshake). subscribed: SSE on its
@@ -49,6 +73,8 @@ struct engine_counts {
      * messages skipped over a gap the server signalled. */
     _Atomic uint64_t reconnects, reconnect_failed, churn_drops, missed_offline, gap_skipped;
     _Atomic uint64_t ws_inflated; /* permessage-deflate frames inflated */
+    struct engine_tls_counts tls[ENGINE_TLS_KINDS];
+    _Atomic uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
     _Atomic uint64_t p99_ns; /* of the last second, this thread */
 };
 
@@ -67,6 +93,7 @@ struct run {
     /* Per channel: the last sequence a publisher sent, and the last one the
      * server acknowledged (answers come in order on a connection). */
     _Atomic uint64_t *chan_sent, *chan_acked;
+    struct tls_client *tls; /* NULL unless a URL is https or wss */
 };
 
 struct engine_thread {
@@ -75,6 +102,13 @@ struct engine_thread {
     pthread_t thread;
     struct engine_counts c;
     struct hist *lat; /* measured latencies, ns; read after join */
+    /* TLS handshake times (TCP connect start to handshake done), ns, per
+     * kind; NULL without TLS; read after join. */
+    struct hist *tls_lat[ENGINE_TLS_KINDS];
+    /* The first handshake failure's description, set once by this thread
+     * (tls_failed = 1 after it is written); read after join. */
+    char tls_first_error[200];
+    int tls_failed;
     void *priv;
 };
 

@@ -354,6 +354,37 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
     }
 }
 
+/* After the threads joined: says why TLS handshakes failed, if any did. */
+static void tls_report(const struct run *r, const struct opts *o)
+{
+    uint64_t n[ENGINE_TLS_REASONS] = {0}, all = 0;
+    const char *first = NULL;
+    for (int i = 0; i < r->nthreads; i++) {
+        for (int k = 0; k < ENGINE_TLS_REASONS; k++)
+            n[k] += atomic_load(&r->threads[i].c.tls_errors[k]);
+        if (!first && r->threads[i].tls_failed)
+            first = r->threads[i].tls_first_error;
+    }
+    for (int k = 0; k < ENGINE_TLS_REASONS; k++)
+        all += n[k];
+    if (!all)
+        return;
+    fprintf(stderr, "ringload: %s%llu TLS handshakes failed (", o->tag, (unsigned long long)all);
+    const char *sep = "";
+    for (int k = 0; k < ENGINE_TLS_REASONS; k++)
+        if (n[k]) {
+            fprintf(stderr, "%s%s %llu", sep, engine_tls_reason_name(k), (unsigned long long)n[k]);
+            sep = ", ";
+        }
+    fprintf(stderr, "); the first: %s\n", first ? first : "?");
+    if (n[TLS_ERR_CERT])
+        fprintf(stderr,
+                "ringload: %sthe server's certificate was refused: give the CA that signed it "
+                "with --tls-ca FILE (now: %s), or --tls-insecure on for a self-signed test "
+                "server\n",
+                o->tag, r->sc.tls_ca[0] ? r->sc.tls_ca : "the system's CAs");
+}
+
 /* One process's run of scenario full (its slice full->shard_index of
  * full->shard_count). Fills res; returns 0 or RESULT_INPUT after saying why. */
 static int run_one(const struct scenario *full, const struct opts *o, struct result *res,
@@ -375,6 +406,15 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
         probe(&r->pub_addr, r->pub_addrlen, sc->pub_url.text) < 0 ||
         (sc->poll && probe(&r->poll_addr, r->poll_addrlen, sc->poll_url.text) < 0))
         return RESULT_INPUT;
+    if (sc->sub_url.tls || sc->pub_url.tls || sc->poll_url.tls) {
+        r->tls = tls_client_new(sc->tls_ca[0] ? sc->tls_ca : NULL, sc->tls_insecure, err,
+                                sizeof(err));
+        if (!r->tls) {
+            fprintf(stderr, "ringload: --tls-ca %s: %s\n", sc->tls_ca[0] ? sc->tls_ca : "(system)",
+                    err);
+            return RESULT_INPUT;
+        }
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     r->nthreads = sc->threads ? (int)sc->threads : (int)(ncpu > 0 ? ncpu : 1);
     r->threads = calloc((size_t)r->nthreads, sizeof(*r->threads));
@@ -411,13 +451,22 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
     phases(r, o, &smp, measure_epoch, &no_conn);
     for (int i = 0; i < r->nthreads; i++)
         engine_join(&r->threads[i]);
+    tls_report(r, o);
     for (int i = 0; i < r->nthreads; i++)
         engine_final_check(&r->threads[i]);
+    tls_client_free(r->tls); /* after every connection made from it */
+    r->tls = NULL;
+    tls_thread_done();
     smp.own_cpu_s = cpu_seconds() - cpu_before;
     int rc = result_from_run(res, r, full, &smp);
     if (rc == 0 && no_conn) {
         res->exit_status = result_worse_status(res->exit_status, RESULT_INPUT);
         snprintf(res->reasons, sizeof(res->reasons), "no connection succeeded");
+    }
+    for (int i = 0; i < r->nthreads; i++) {
+        hist_free(r->threads[i].lat);
+        for (int k = 0; k < ENGINE_TLS_KINDS; k++)
+            hist_free(r->threads[i].tls_lat[k]);
     }
     free(r->threads);
     free((void *)r->chan_sent);
@@ -832,10 +881,6 @@ int main(int argc, char **argv)
     }
     if (scenario_check(&full, err, sizeof(err)) < 0) {
         fprintf(stderr, "ringload: %s\n", err);
-        return RESULT_INPUT;
-    }
-    if (full.sub_url.tls || full.pub_url.tls || (full.poll && full.poll_url.tls)) {
-        fprintf(stderr, "ringload: this version does not speak TLS (https, wss) yet\n");
         return RESULT_INPUT;
     }
     if (full.procs > 1 && full.shard_count > 1) {

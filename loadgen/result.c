@@ -23,6 +23,8 @@
 #include "util.h"
 
 static const char *const kind_name[LK_N] = {"sse", "ws", "longpoll", "poll"};
+static const char *const tls_kind_name[ENGINE_TLS_KINDS] = {"sse", "ws", "longpoll", "poll",
+                                                            "publishers"};
 
 /* ---- exit status ------------------------------------------------------------- */
 
@@ -73,6 +75,11 @@ int result_init(struct result *res)
     res->lat = hist_new();
     if (!res->lat)
         return -ENOMEM;
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++)
+        if (!(res->tls[k].lat = hist_new())) {
+            result_free(res);
+            return -ENOMEM;
+        }
     res->shard_count = 1;
     res->server_rss_before_kb = res->server_rss_after_ramp_kb = -1;
     res->own_rss_before_kb = res->own_rss_after_ramp_kb = -1;
@@ -85,6 +92,10 @@ int result_init(struct result *res)
 void result_free(struct result *res)
 {
     hist_free(res->lat);
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        hist_free(res->tls[k].lat);
+        res->tls[k].lat = NULL;
+    }
     free(res->scenario);
     res->lat = NULL;
     res->scenario = NULL;
@@ -172,6 +183,17 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
     res->missed_offline = SUM(r, missed_offline);
     res->gap_skipped = SUM(r, gap_skipped);
     res->ws_inflated = SUM(r, ws_inflated);
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        struct result_tls *rt = &res->tls[k];
+        rt->handshakes = SUM(r, tls[k].handshakes);
+        rt->failed = SUM(r, tls[k].failed);
+        rt->resumed = SUM(r, tls[k].resumed);
+        for (int i = 0; i < r->nthreads; i++)
+            if (r->threads[i].tls_lat[k])
+                hist_merge(rt->lat, r->threads[i].tls_lat[k]);
+    }
+    for (int k = 0; k < ENGINE_TLS_REASONS; k++)
+        res->tls_errors[k] = SUM(r, tls_errors[k]);
     res->silent_publishers = sc->publish_rate > 0 && sc->publishers > 0 && res->published == 0;
     res->wall_s = smp->wall_s;
     res->polls_per_s = smp->wall_s > 0 ? (double)res->polls / smp->wall_s : 0;
@@ -278,6 +300,32 @@ double result_p99_ms(const struct result *res)
 
 /* ---- the summary ----------------------------------------------------------------- */
 
+/* One line per kind that made TLS handshakes, and the failures by reason. */
+static void print_tls(const struct result *res, FILE *out)
+{
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        const struct result_tls *rt = &res->tls[k];
+        if (!rt->handshakes && !rt->failed)
+            continue;
+        fprintf(out,
+                "ringload: TLS %-10s %llu handshakes (%llu resumed), %llu failed; handshake ms "
+                "mean %.3f p50 %.3f p99 %.3f max %.3f\n",
+                tls_kind_name[k], (unsigned long long)rt->handshakes,
+                (unsigned long long)rt->resumed, (unsigned long long)rt->failed,
+                hist_mean(rt->lat) / 1e6, pct_ms(rt->lat, 0.5), pct_ms(rt->lat, 0.99),
+                (double)hist_max(rt->lat) / 1e6);
+    }
+    const char *sep = "ringload: TLS handshake failures:";
+    for (int k = 0; k < ENGINE_TLS_REASONS; k++)
+        if (res->tls_errors[k]) {
+            fprintf(out, "%s %s %llu", sep, engine_tls_reason_name(k),
+                    (unsigned long long)res->tls_errors[k]);
+            sep = ",";
+        }
+    if (sep[0] == ',')
+        fprintf(out, "\n");
+}
+
 void result_print(const struct result *res, FILE *out)
 {
     static const double q[] = {0.5, 0.9, 0.99, 0.999, 0.9999};
@@ -320,6 +368,7 @@ void result_print(const struct result *res, FILE *out)
                 (unsigned long long)res->reconnects, (unsigned long long)res->reconnect_failed,
                 (unsigned long long)res->churn_drops, (unsigned long long)res->missed_offline,
                 (unsigned long long)res->gap_skipped, (unsigned long long)res->ws_inflated);
+    print_tls(res, out);
     fprintf(out, "ringload: latency ms (SSE, WebSocket, long poll):");
     for (size_t i = 0; i < ARRAY_SIZE(q); i++)
         fprintf(out, " %s %.3f", qn[i], pct_ms(res->lat, q[i]));
@@ -373,6 +422,44 @@ static json_t *ticks_json(const struct result_ticks *t, const char *a, const cha
     snprintf(b1, sizeof(b1), "%s1", b);
     return json_pack("{s:I,s:I,s:I,s:I}", a0, (json_int_t)t->user0, b0, (json_int_t)t->sys0, a1,
                      (json_int_t)t->user1, b1, (json_int_t)t->sys1);
+}
+
+/* A histogram as hist_encode's text (NULL when out of memory). */
+static json_t *hist_json(const struct hist *h)
+{
+    size_t hl = hist_encode(h, NULL, 0);
+    char *text = malloc(hl + 1);
+    if (!text)
+        return NULL;
+    hist_encode(h, text, hl + 1);
+    json_t *j = json_string(text);
+    free(text);
+    return j;
+}
+
+/* "tls": per kind handshakes, failed, resumed, handshake times (ms, and the
+ * histogram for merging), and failures by reason. */
+static json_t *tls_json(const struct result *res)
+{
+    json_t *kinds = json_object(), *errors = json_object();
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        const struct result_tls *rt = &res->tls[k];
+        json_t *ms = json_pack("{s:o,s:o,s:o,s:o,s:I}", "mean", jreal(hist_mean(rt->lat) / 1e6),
+                               "p50", jreal(pct_ms(rt->lat, 0.5)), "p99",
+                               jreal(pct_ms(rt->lat, 0.99)), "max",
+                               jreal((double)hist_max(rt->lat) / 1e6), "count",
+                               (json_int_t)hist_count(rt->lat));
+        json_t *ko = json_pack("{s:I,s:I,s:I,s:o}", "handshakes", (json_int_t)rt->handshakes,
+                               "failed", (json_int_t)rt->failed, "resumed",
+                               (json_int_t)rt->resumed, "handshake_ms", ms);
+        json_t *h = hist_json(rt->lat);
+        if (h)
+            json_object_set_new(ko, "histogram", h);
+        json_object_set_new(kinds, tls_kind_name[k], ko);
+    }
+    for (int k = TLS_ERR_NONE + 1; k < ENGINE_TLS_REASONS; k++)
+        json_object_set_new(errors, engine_tls_reason_name(k), jint(res->tls_errors[k]));
+    return json_pack("{s:o,s:o}", "kinds", kinds, "errors", errors);
 }
 
 static json_t *result_json(const struct result *res)
@@ -432,6 +519,7 @@ static json_t *result_json(const struct result *res)
                                   (json_int_t)res->churn_drops, "missed_while_away",
                                   (json_int_t)res->missed_offline, "skipped_over_gaps",
                                   (json_int_t)res->gap_skipped));
+    json_object_set_new(o, "tls", tls_json(res));
     json_t *lat = json_object();
     for (size_t i = 0; i < ARRAY_SIZE(q); i++)
         json_object_set_new(lat, qn[i], jreal(pct_ms(res->lat, q[i])));
@@ -563,6 +651,26 @@ static void get_ticks(json_t *o, const char *a, const char *b, struct result_tic
                t->sys1 >= t->sys0;
 }
 
+/* The "tls" object, when the file has one (older ones do not). */
+static void read_tls(struct result *res, json_t *tls)
+{
+    json_t *kinds = json_object_get(tls, "kinds"), *errors = json_object_get(tls, "errors"), *h;
+    for (int k = 0; k < ENGINE_TLS_KINDS && json_is_object(kinds); k++) {
+        json_t *ko = json_object_get(kinds, tls_kind_name[k]);
+        struct result_tls *rt = &res->tls[k];
+        if (!json_is_object(ko))
+            continue;
+        get_u64(ko, "handshakes", &rt->handshakes);
+        get_u64(ko, "failed", &rt->failed);
+        get_u64(ko, "resumed", &rt->resumed);
+        if (json_is_string(h = json_object_get(ko, "histogram")) &&
+            hist_decode(rt->lat, json_string_value(h), json_string_length(h)) < 0)
+            hist_reset(rt->lat); /* a damaged one: no times rather than wrong ones */
+    }
+    for (int k = TLS_ERR_NONE + 1; k < ENGINE_TLS_REASONS && json_is_object(errors); k++)
+        get_u64(errors, engine_tls_reason_name(k), &res->tls_errors[k]);
+}
+
 static void read_fields(struct result *res, json_t *o)
 {
     json_t *env = json_object_get(o, "environment"), *v;
@@ -633,6 +741,7 @@ static void read_fields(struct result *res, json_t *o)
         get_u64(rc, "missed_while_away", &res->missed_offline);
         get_u64(rc, "skipped_over_gaps", &res->gap_skipped);
     }
+    read_tls(res, json_object_get(o, "tls"));
     json_t *lat = json_object_get(o, "latency_ms");
     if (json_is_object(lat))
         get_real(lat, "p99", &res->lat_p99_ms_);
@@ -754,11 +863,18 @@ int result_merge(struct result *dst, const struct result *src)
 {
     if (dst->merged == 0) {
         /* The first: take it whole, histogram and scenario copied. */
-        struct hist *lat = dst->lat;
+        struct hist *lat = dst->lat, *tls_lat[ENGINE_TLS_KINDS];
+        for (int k = 0; k < ENGINE_TLS_KINDS; k++)
+            tls_lat[k] = dst->tls[k].lat;
         *dst = *src;
         dst->lat = lat;
         hist_reset(lat);
         hist_merge(lat, src->lat);
+        for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+            dst->tls[k].lat = tls_lat[k];
+            hist_reset(tls_lat[k]);
+            hist_merge(tls_lat[k], src->tls[k].lat);
+        }
         dst->scenario = src->scenario ? strdup(src->scenario) : NULL;
         dst->merged = src->merged ? src->merged : 1;
         return 0;
@@ -804,6 +920,14 @@ int result_merge(struct result *dst, const struct result *src)
     dst->missed_offline += src->missed_offline;
     dst->gap_skipped += src->gap_skipped;
     dst->ws_inflated += src->ws_inflated;
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        dst->tls[k].handshakes += src->tls[k].handshakes;
+        dst->tls[k].failed += src->tls[k].failed;
+        dst->tls[k].resumed += src->tls[k].resumed;
+        hist_merge(dst->tls[k].lat, src->tls[k].lat);
+    }
+    for (int k = 0; k < ENGINE_TLS_REASONS; k++)
+        dst->tls_errors[k] += src->tls_errors[k];
     /* The shards ran side by side: their rates add up. */
     dst->polls_per_s += src->polls_per_s;
     dst->deliveries_per_s += src->deliveries_per_s;

@@ -44,6 +44,14 @@ struct result_kind {
     uint64_t clients, connect_failed, subscribed, deliveries, lost, dup;
 };
 
+/* TLS of one kind of client (sse, ws, longpoll, poll, publishers): handshakes
+ * done, failed (also in the kind's connect failures) and resumed, and how
+ * long they took from the TCP connect's start, ns (allocated by result_init). */
+struct result_tls {
+    uint64_t handshakes, failed, resumed;
+    struct hist *lat;
+};
+
 /* What main.c measures around the run, for result_from_run. rss in KB (-1:
  * unknown), cpu as cumulative ticks; machine user = busy, sys = total. */
 struct result_samples {
@@ -76,6 +84,8 @@ struct result {
     double polls_per_s;
     /* Reconnects (see engine.h) and permessage-deflate frames inflated. */
     uint64_t reconnects, reconnect_failed, churn_drops, missed_offline, gap_skipped, ws_inflated;
+    struct result_tls tls[ENGINE_TLS_KINDS];
+    uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
     int silent_publishers; /* the scenario publishes, yet nothing was published */
     /* Measured window: deliveries and publishes between its start and end. */
     double window_s, duration_s;
