@@ -183,6 +183,57 @@ Test(result, json_round_trip)
 }
 
 /* What ringload wrote before this module: same names, no new fields. */
+/* TLS figures: written, read back, merged (counts add, handshake histograms merge). */
+Test(result, tls_round_trip_and_merge)
+{
+    struct result a, b, m;
+    char err[512];
+    cr_assert_eq(result_init(&a), 0);
+    a.merged = 1;
+    a.tls[LK_SSE].handshakes = 100;
+    a.tls[LK_SSE].resumed = 40;
+    a.tls[LK_SSE].failed = 2;
+    a.tls[ENGINE_TLS_PUB].handshakes = 3;
+    for (int i = 1; i <= 100; i++)
+        hist_record(a.tls[LK_SSE].lat, (uint64_t)i * 100000); /* 0.1 .. 10 ms */
+    a.tls_errors[TLS_ERR_CERT] = 2;
+    a.tls_errors[ENGINE_TLS_TIMEOUT] = 1;
+    const char *path = tmp_path("tls.json");
+    cr_assert_eq(result_write(&a, path), 0);
+    cr_assert_eq(result_init(&b), 0);
+    cr_assert_eq(result_read(&b, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(b.tls[LK_SSE].handshakes, 100);
+    cr_assert_eq(b.tls[LK_SSE].resumed, 40);
+    cr_assert_eq(b.tls[LK_SSE].failed, 2);
+    cr_assert_eq(b.tls[ENGINE_TLS_PUB].handshakes, 3);
+    cr_assert_eq(b.tls_errors[TLS_ERR_CERT], 2);
+    cr_assert_eq(b.tls_errors[ENGINE_TLS_TIMEOUT], 1);
+    cr_assert_eq(hist_count(b.tls[LK_SSE].lat), 100);
+    cr_assert_eq(hist_max(b.tls[LK_SSE].lat), 10000000);
+    cr_assert_eq(hist_count(b.tls[LK_WS].lat), 0);
+    /* The JSON names the figures as the README says. */
+    FILE *f = fopen(path, "r");
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = 0;
+    fclose(f);
+    cr_assert(strstr(text, "\"tls\"") && strstr(text, "\"handshake_ms\"") &&
+              strstr(text, "\"publishers\"") && strstr(text, "\"bad_cert\": 2") &&
+              strstr(text, "\"timeout\": 1"));
+    cr_assert_eq(result_init(&m), 0);
+    cr_assert_eq(result_merge(&m, &a), 0);
+    cr_assert_eq(result_merge(&m, &b), 0);
+    cr_assert_eq(m.tls[LK_SSE].handshakes, 200);
+    cr_assert_eq(m.tls[LK_SSE].resumed, 80);
+    cr_assert_eq(m.tls_errors[TLS_ERR_CERT], 4);
+    cr_assert_eq(hist_count(m.tls[LK_SSE].lat), 200);
+    cr_assert(m.tls[LK_SSE].lat != a.tls[LK_SSE].lat, "merge copies, never shares, histograms");
+    unlink(path);
+    result_free(&a);
+    result_free(&b);
+    result_free(&m);
+}
+
 Test(result, reads_the_old_format)
 {
     struct hist *h = hist_new();
