@@ -637,6 +637,9 @@ static void check_seq(struct engine_thread *t, struct engine *e, struct lclient 
     if (measure && tns >= t->run->measure_ns && now >= tns) {
         hist_record(t->lat, now - tns);
         hist_record(e->interval, now - tns);
+        if (t->sec[0])
+            hist_record(t->sec[atomic_load_explicit(&t->sec_done, memory_order_relaxed) & 1],
+                        now - tns);
         CNT(t, measured, 1);
     }
 }
@@ -1416,6 +1419,21 @@ static void tick(struct engine_thread *t, struct engine *e, uint64_t now)
     hist_reset(e->interval);
 }
 
+/* hdr_log: at each second's end after measure_ns, second k is handed to
+ * the main thread and recording moves to the other half (see engine.h). */
+static void sec_tick(struct engine_thread *t, uint64_t now)
+{
+    struct run *r = t->run;
+    if (!t->sec[0] || atomic_load(&r->phase) < PH_WARMUP)
+        return;
+    uint64_t k = atomic_load_explicit(&t->sec_done, memory_order_relaxed);
+    if (now < r->measure_ns + (k + 1) * 1000000000ull)
+        return;
+    if (atomic_load_explicit(&t->sec_taken, memory_order_acquire) < k)
+        return; /* the other half still holds second k - 1 */
+    atomic_store_explicit(&t->sec_done, k + 1, memory_order_release);
+}
+
 static void process_cqes(struct engine_thread *t, struct engine *e)
 {
     uint64_t now = now_ns();
@@ -1514,6 +1532,7 @@ static void *engine_main(void *arg)
         polls_due(t, e, now);
         dues(t, e, now);
         tick(t, e, now);
+        sec_tick(t, now);
         /* Sleep until the next publish or poll is due, at most 10 ms. */
         uint64_t wait = 10000000;
         if (e->nopened < e->ncl)
@@ -1635,6 +1654,12 @@ int engine_start(struct run *r, struct engine_thread *t)
     e->pad = malloc(sc->message_size);
     if (!e->body || !e->pad)
         return -ENOMEM;
+    if (sc->hdr_log[0]) { /* per-second histograms for the interval log */
+        t->sec[0] = hist_new();
+        t->sec[1] = hist_new();
+        if (!t->sec[0] || !t->sec[1])
+            return -ENOMEM;
+    }
     if (r->tls) {
         e->plain = malloc(PLAIN_MAX);
         if (!e->plain)

@@ -109,6 +109,14 @@ struct engine_thread {
      * (tls_failed = 1 after it is written); read after join. */
     char tls_first_error[200];
     int tls_failed;
+    /* Per second of the measured window (hdr_log; NULL without): second k's
+     * latencies go into sec[k & 1]. At measure_ns + (k + 1) s the thread
+     * sets sec_done to k + 1 (release) and records into the other half,
+     * provided the main thread has taken second k - 1 (sec_taken >= k: it
+     * merged, reset and released that half); else it flips a little late
+     * and second k keeps what came meanwhile. */
+    struct hist *sec[2];
+    _Atomic uint64_t sec_done, sec_taken;
     void *priv;
 };
 

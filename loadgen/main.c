@@ -259,10 +259,72 @@ static void mark(struct run *r, const struct opts *o, struct window_mark *m, int
     }
 }
 
+/* hdr_log: the interval lines, one per second of the measured window and of
+ * the drain after it (so that each measured latency is in exactly one),
+ * written as the engine threads hand their seconds over (engine.h). */
+struct hdr_seconds {
+    char *text;
+    size_t len, cap;
+    uint64_t next;    /* the next second to write */
+    struct hist *sum; /* that second, all threads together */
+    int failed;       /* out of memory: finish() falls back to one interval */
+};
+
+static void seconds_line(struct hdr_seconds *hs, double start_s, double length_s)
+{
+    size_t n = hist_log_interval(hs->sum, NULL, start_s, length_s, NULL, 0);
+    if (hs->len + n + 1 > hs->cap) {
+        size_t cap = hs->cap ? hs->cap : 4096;
+        while (cap < hs->len + n + 1)
+            cap *= 2;
+        char *t = realloc(hs->text, cap);
+        if (!t) {
+            hs->failed = 1;
+            return;
+        }
+        hs->text = t;
+        hs->cap = cap;
+    }
+    hist_log_interval(hs->sum, NULL, start_s, length_s, hs->text + hs->len, n + 1);
+    hs->len += n;
+}
+
+/* Writes each second every thread has handed over: merges and resets its
+ * half, then tells the thread (sec_taken) that the half is free again. With
+ * final (after join) the seconds in progress too, the last one as long as it
+ * lasted until end_ns. */
+static void seconds_collect(struct run *r, struct hdr_seconds *hs, int final, uint64_t end_ns)
+{
+    if (!hs || !hs->sum || hs->failed || !r->measure_ns)
+        return;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < r->nthreads; i++) {
+        uint64_t d = atomic_load_explicit(&r->threads[i].sec_done, memory_order_acquire);
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+    }
+    while (hs->next < lo || (final && hs->next <= hi)) {
+        uint64_t k = hs->next++;
+        hist_reset(hs->sum);
+        for (int i = 0; i < r->nthreads; i++) {
+            struct engine_thread *t = &r->threads[i];
+            hist_merge(hs->sum, t->sec[k & 1]);
+            hist_reset(t->sec[k & 1]);
+            atomic_store_explicit(&t->sec_taken, k + 1, memory_order_release);
+        }
+        double len = 1.0;
+        if (final && k == hi) {
+            len = (double)(end_ns - r->measure_ns) / 1e9 - (double)k;
+            len = len > 0.001 ? len : 0.001;
+        }
+        seconds_line(hs, (double)k, len);
+    }
+}
+
 /* Starts the threads and steps the phases until the run is over. Fills smp
  * with what it sampled; *no_conn when no connection succeeded. */
 static void phases(struct run *r, const struct opts *o, struct result_samples *smp,
-                   double *measure_epoch, int *no_conn)
+                   double *measure_epoch, int *no_conn, struct hdr_seconds *hs)
 {
     const struct scenario *sc = &r->sc;
     uint64_t nsubs = (uint64_t)sc->sse + sc->ws + sc->longpoll + sc->poll;
@@ -315,7 +377,8 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
         } else if (phase == PH_WARMUP && now >= r->measure_ns) {
             atomic_store(&r->phase, PH_MEASURE);
             mark(r, o, &w0, 0);
-            *measure_epoch = epoch_s();
+            /* When measure_ns was, on the wall clock (the hdr_log's seconds count from it). */
+            *measure_epoch = epoch_s() - (double)(now_ns() - r->measure_ns) / 1e9;
             marked = 1;
         } else if (phase == PH_MEASURE && now >= r->stop_ns) {
             atomic_store(&r->phase, PH_DRAIN);
@@ -338,6 +401,8 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
                 break;
             }
         }
+        if (phase >= PH_MEASURE)
+            seconds_collect(r, hs, 0, 0);
         if (now >= next_print) {
             next_print += 1000000000ull;
             progress(r, o->tag, (double)(now - start) / 1e9, &last_pub, &last_del);
@@ -388,7 +453,7 @@ static void tls_report(const struct run *r, const struct opts *o)
 /* One process's run of scenario full (its slice full->shard_index of
  * full->shard_count). Fills res; returns 0 or RESULT_INPUT after saying why. */
 static int run_one(const struct scenario *full, const struct opts *o, struct result *res,
-                   double *measure_epoch)
+                   double *measure_epoch, struct hdr_seconds *hs)
 {
     static struct run run;
     struct run *r = &run;
@@ -448,9 +513,10 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
         }
     }
     int no_conn = 0;
-    phases(r, o, &smp, measure_epoch, &no_conn);
+    phases(r, o, &smp, measure_epoch, &no_conn, hs);
     for (int i = 0; i < r->nthreads; i++)
         engine_join(&r->threads[i]);
+    seconds_collect(r, hs, 1, now_ns());
     tls_report(r, o);
     for (int i = 0; i < r->nthreads; i++)
         engine_final_check(&r->threads[i]);
@@ -465,6 +531,8 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
     }
     for (int i = 0; i < r->nthreads; i++) {
         hist_free(r->threads[i].lat);
+        hist_free(r->threads[i].sec[0]);
+        hist_free(r->threads[i].sec[1]);
         for (int k = 0; k < ENGINE_TLS_KINDS; k++)
             hist_free(r->threads[i].tls_lat[k]);
     }
@@ -568,7 +636,7 @@ static int run_procs(const struct scenario *full, const struct opts *o, struct r
             double epoch = 0;
             if (result_init(&one) < 0)
                 _exit(RESULT_INPUT);
-            int rc = run_one(&me, &co, &one, &epoch);
+            int rc = run_one(&me, &co, &one, &epoch, NULL);
             if (rc == 0) {
                 one.measure_epoch_s = epoch;
                 rc = result_write(&one, me.json) < 0 ? RESULT_INPUT : one.exit_status;
@@ -676,7 +744,8 @@ static int compare_with(const char *baseline, const struct result *res,
 }
 
 /* Writes what a run (or a merge) produced and decides the exit status. */
-static int finish(const struct scenario *sc, struct result *res, double measure_epoch, int status)
+static int finish(const struct scenario *sc, struct result *res, double measure_epoch, int status,
+                  const struct hdr_seconds *hs)
 {
     result_print(res, stdout);
     if (res->reasons[0])
@@ -696,7 +765,11 @@ static int finish(const struct scenario *sc, struct result *res, double measure_
     }
     if (sc->hdr_log[0]) {
         double epoch = measure_epoch > 0 ? measure_epoch : epoch_s();
-        int rc = result_write_hdr_log(res->lat, sc->hdr_log, epoch, 0, res->duration_s);
+        /* One line per second when this process measured them; else (merged
+         * shards) one for the whole window. */
+        int rc = hs && hs->len && !hs->failed
+                     ? result_write_hdr_log_lines(sc->hdr_log, epoch, hs->text, hs->len)
+                     : result_write_hdr_log(res->lat, sc->hdr_log, epoch, 0, res->duration_s);
         if (rc < 0) {
             fprintf(stderr, "ringload: hdr_log = %s: %s\n", sc->hdr_log, strerror(-rc));
             status = result_worse_status(status, RESULT_INPUT);
@@ -814,7 +887,7 @@ static int cmd_merge(int argc, char **argv)
         result_free(&all);
         return status;
     }
-    status = finish(&sc, &all, epoch, status);
+    status = finish(&sc, &all, epoch, status, NULL);
     result_free(&all);
     return status;
 }
@@ -899,13 +972,15 @@ int main(int argc, char **argv)
     if (result_init(&res) < 0)
         return RESULT_INPUT;
     double epoch = 0;
-    int status =
-        full.procs > 1 ? run_procs(&full, &o, &res, &epoch) : run_one(&full, &o, &res, &epoch);
-    if (!res.merged && status != RESULT_OK) { /* nothing ran to the end: nothing to report */
-        result_free(&res);
-        return status;
-    }
-    status = finish(&full, &res, epoch, status);
+    struct hdr_seconds hs = {0};
+    if (full.hdr_log[0] && full.procs <= 1 && !(hs.sum = hist_new()))
+        hs.failed = 1;
+    int status = full.procs > 1 ? run_procs(&full, &o, &res, &epoch)
+                                : run_one(&full, &o, &res, &epoch, &hs);
+    if (res.merged || status == RESULT_OK) /* else nothing ran to the end: nothing to report */
+        status = finish(&full, &res, epoch, status, &hs);
     result_free(&res);
+    hist_free(hs.sum);
+    free(hs.text);
     return status;
 }

@@ -1149,24 +1149,35 @@ int result_parse_proc_stat(const char *buf, size_t len, uint64_t *busy, uint64_t
 
 /* ---- HdrHistogram log ---------------------------------------------------------------- */
 
-int result_write_hdr_log(const struct hist *h, const char *path, double start_epoch_s,
-                         double start_s, double length_s)
+int result_write_hdr_log_lines(const char *path, double start_epoch_s, const char *lines,
+                               size_t len)
 {
     size_t hn = hist_log_header(start_epoch_s, NULL, 0);
-    size_t ln = hist_log_interval(h, NULL, start_s, length_s, NULL, 0);
-    char *buf = malloc(hn + ln + 1);
-    if (!buf)
+    char *head = malloc(hn + 1);
+    if (!head)
         return -ENOMEM;
-    hist_log_header(start_epoch_s, buf, hn + 1);
-    hist_log_interval(h, NULL, start_s, length_s, buf + hn, ln + 1);
+    hist_log_header(start_epoch_s, head, hn + 1);
     FILE *f = fopen(path, "w");
     int rc = 0;
     if (!f)
         rc = -errno;
-    else if (fwrite(buf, 1, hn + ln, f) != hn + ln)
+    else if (fwrite(head, 1, hn, f) != hn || fwrite(lines, 1, len, f) != len)
         rc = -EIO;
     if (f && fclose(f) != 0 && rc == 0)
         rc = -EIO;
-    free(buf);
+    free(head);
+    return rc;
+}
+
+int result_write_hdr_log(const struct hist *h, const char *path, double start_epoch_s,
+                         double start_s, double length_s)
+{
+    size_t ln = hist_log_interval(h, NULL, start_s, length_s, NULL, 0);
+    char *line = malloc(ln + 1);
+    if (!line)
+        return -ENOMEM;
+    hist_log_interval(h, NULL, start_s, length_s, line, ln + 1);
+    int rc = result_write_hdr_log_lines(path, start_epoch_s, line, ln);
+    free(line);
     return rc;
 }

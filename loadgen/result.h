@@ -176,5 +176,9 @@ int result_parse_proc_stat(const char *buf, size_t len, uint64_t *busy, uint64_t
  * 0 or a negative errno. */
 int result_write_hdr_log(const struct hist *h, const char *path, double start_epoch_s,
                          double start_s, double length_s);
+/* The same with interval lines the caller made with hist_log_interval (one
+ * per second of the window, say): the header, then lines[0..len). */
+int result_write_hdr_log_lines(const char *path, double start_epoch_s, const char *lines,
+                               size_t len);
 
 #endif
