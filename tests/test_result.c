@@ -676,6 +676,42 @@ static int64_t zigzag(const unsigned char **p)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
+/* Per-second lines: the header once, then each line as given, in order. */
+Test(result, hdr_log_lines_follow_one_header)
+{
+    struct hist *h = hist_new();
+    static char lines[1 << 16];
+    size_t n = 0;
+    for (int k = 0; k < 3; k++) {
+        hist_reset(h);
+        hist_record(h, 1000000u * (uint64_t)(k + 1));
+        n += hist_log_interval(h, NULL, k, 1.0, lines + n, sizeof(lines) - n);
+    }
+    const char *path = tmp_path("sec.hlog");
+    cr_assert_eq(result_write_hdr_log_lines(path, 1441812123.5, lines, n), 0);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    static char line[1 << 16];
+    int header = 0, k = 0;
+    while (fgets(line, sizeof(line), f)) {
+        if (line[0] == '#' || line[0] == '"') {
+            cr_assert_eq(k, 0, "header after an interval: %s", line);
+            header++;
+            continue;
+        }
+        char want[32];
+        snprintf(want, sizeof(want), "%d.000,1.000,%d.000,", k, k + 1);
+        cr_assert(strncmp(line, want, strlen(want)) == 0, "%s vs %s", line, want);
+        k++;
+    }
+    fclose(f);
+    cr_assert_eq(header, 3);
+    cr_assert_eq(k, 3);
+    cr_assert_eq(result_write_hdr_log_lines("/nonexistent/x.hlog", 0, lines, n), -ENOENT);
+    unlink(path);
+    hist_free(h);
+}
+
 Test(result, hdr_log_is_what_hdrhistogram_reads)
 {
     struct hist *h = hist_new();

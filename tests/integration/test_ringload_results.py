@@ -4,10 +4,12 @@ naming the figure), two shard runs merged with `ringload merge`, and the HdrHist
 
 These exercise ringload rather than the server's kernel paths, so each runs once, not per tier."""
 
+import base64
 import json
 import os
 import subprocess
 import tempfile
+import zlib
 
 from harness import check, eq, test
 
@@ -173,3 +175,58 @@ def ringload_merge_shards(t):
                   q, m["latency_ms"][q], lo, hi)
         eq(m["latency_ms"]["max"], max(p["latency_ms"]["max"] for p in parts), "max")
         check("2 shards merged" in text, "the summary says so:\n" + text)
+
+
+def hlog_count(b64):
+    """The number of values in one interval line's histogram (base64 of the compressed V2
+    encoding: cookie, length, zlib of a 40-byte header and zigzag LEB128 counts, negative
+    ones being runs of zeros)."""
+    raw = base64.b64decode(b64)
+    eq(int.from_bytes(raw[:4], "big"), 0x1c849314, "compressed histogram cookie")
+    v2 = zlib.decompress(raw[8:])
+    eq(int.from_bytes(v2[:4], "big"), 0x1c849313, "V2 histogram cookie")
+    p, total = 40, 0
+    while p < len(v2):
+        v, shift = 0, 0
+        while True:
+            b = v2[p]
+            p += 1
+            v |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80 or shift == 56:
+                break
+        if shift == 56 and p < len(v2) and b & 0x80:
+            v |= v2[p] << 56
+            p += 1
+        c = (v >> 1) ^ -(v & 1)
+        total += c if c > 0 else 0
+    return total
+
+
+@test(per_tier=False, timeout=90)
+def ringload_hdr_log_per_second(t):
+    """One process, a 3 s window: the interval log has a line per second (0, 1, 2 each 1 s
+    long, then what the drain brought), and their counts add up to every measured latency."""
+    check(os.access(RINGLOAD, os.X_OK), "build/ringload is missing: make build/ringload")
+    with t.server() as s, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "r.json")
+        hlog = os.path.join(d, "lat.hlog")
+        rc, text = run(t, ringload_args(s, sse=60, channels=3, publishers=1, publish_rate=60,
+                                        warmup="0.3", duration=3, ramp=0, threads=2, json=out,
+                                        hdr_log=hlog))
+        eq(rc, 0, "ringload exit status; it said:\n" + text)
+        r = json.load(open(out))
+        lines = open(hlog).read().splitlines()
+        check(lines[0] == "#[Histogram log format version 1.3]", "hdr log header: %r", lines[:3])
+        intervals = [ln.split(",") for ln in lines if ln and ln[0].isdigit()]
+        check(len(intervals) >= 4, "at least 3 seconds and the drain: %r",
+              [i[:3] for i in intervals])
+        for k, f in enumerate(intervals[:3]):
+            eq((f[0], f[1]), ("%d.000" % k, "1.000"), "interval %d start and length" % k)
+            check(hlog_count(f[3]) > 0, "second %d measured nothing" % k)
+        starts = [float(f[0]) for f in intervals]
+        eq(starts, sorted(starts), "interval starts in order")
+        eq(sum(hlog_count(f[3]) for f in intervals), r["latency_ms"]["count"],
+           "latencies over all intervals against the JSON's count")
+        check(abs(max(float(f[2]) for f in intervals) - r["latency_ms"]["max"]) < 0.0015,
+              "the largest interval max is the run's max (%r)", r["latency_ms"]["max"])
