@@ -45,6 +45,7 @@ struct config {
     char tls_key[512];       /* PEM private key */
     int tls_port;            /* TLS listening port (0 picks a free one) */
     uint32_t tls_handshake_timeout; /* seconds to finish a TLS handshake */
+    uint32_t tls_max_handshakes;    /* per worker: TLS accepts wait beyond this many */
     uint32_t features;       /* allowed: FEAT_ALL minus --compat and --disable */
 };
 

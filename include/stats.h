@@ -33,6 +33,7 @@
     X(ws_ping_timeouts, counter, "WebSocket connections closed: no pong in time")                 \
     X(tls_handshakes, counter, "TLS handshakes completed")                                        \
     X(tls_resumed, counter, "TLS handshakes that resumed a session (ticket)")                     \
+    X(tls_attached, counter, "TLS connections left on wolfSSL after the handshake (~54 KB each)") \
     X(tls_fail_plain_http, counter, "TLS port: plain HTTP request (answered 400)")                 \
     X(tls_fail_not_tls, counter, "TLS port: bytes that are neither TLS nor HTTP")                  \
     X(tls_fail_bad_hello, counter, "TLS handshakes failed: malformed handshake")                  \

@@ -57,6 +57,7 @@ enum conn_flags {
     CF_WS_CLIENT_NCT = 1 << 16, /* ... with client_no_context_takeover */
     CF_PAUSED = 1 << 17,    /* reading stopped: a full request waits behind an answer */
     CF_TLS = 1 << 18,       /* accepted on the TLS port: bytes go through w->tls[slot] */
+    CF_TLS_HS = 1 << 19,    /* ... and its handshake is not done yet */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -175,6 +176,7 @@ struct worker {
     uint32_t nfree;
     uint32_t nconns;
     int accept_armed, tls_accept_armed;
+    uint32_t tls_handshaking; /* connections with CF_TLS_HS: bounded, see arm_accept_on */
     int accept_paused;
     uint32_t accept_paused_at;
 

@@ -58,6 +58,8 @@ static const char usage[] =
     "  --tls-key FILE         PEM private key for it\n"
     "  --tls-port N           TLS port, beside the plain one (default 8443; 0 picks a free one)\n"
     "  --tls-handshake-timeout S  seconds to finish a TLS handshake (default 10)\n"
+    "  --tls-max-handshakes N handshakes in progress per worker before new TLS\n"
+    "                         connections wait in the listen queue (default 128)\n"
     "  --fault-drop N         FOR TESTING: silently skip every Nth delivery (default 0: off)\n"
     "  --compat TIER          force a kernel tier: 5.10, 5.15, 5.19, 6.1\n"
     "  --disable LIST         switch features off: single_issuer, coop_taskrun,\n"
@@ -108,7 +110,7 @@ int config_parse(struct config *c, int argc, char **argv)
         .history_ttl = 0, .heartbeat = 15, .poll_timeout = 30, .max_queue = 1 << 20,
         .drain = 5, .sse_retry_ms = 3000, .features = FEAT_ALL, .ws_ping = 25, .ws_timeout = 10,
         .close_timeout = 5, .ws_publish = 1, .ws_deflate = 1, .tls_port = 8443,
-        .tls_handshake_timeout = 10,
+        .tls_handshake_timeout = 10, .tls_max_handshakes = 128,
     };
     snprintf(c->bind, sizeof(c->bind), "0.0.0.0");
     snprintf(c->allow_origin, sizeof(c->allow_origin), "*");
@@ -147,6 +149,7 @@ int config_parse(struct config *c, int argc, char **argv)
         NUMFLAG("--fault-drop", fault_drop, 0, 1000000000)
         NUMFLAG("--tls-port", tls_port, 0, 65535)
         NUMFLAG("--tls-handshake-timeout", tls_handshake_timeout, 1, 3600)
+        NUMFLAG("--tls-max-handshakes", tls_max_handshakes, 1, 1000000)
 #undef NUMFLAG
         if (strcmp(f, "--bind") == 0 && v) {
             snprintf(c->bind, sizeof(c->bind), "%s", v);

@@ -1288,3 +1288,8 @@ void tls_thread_done(void)
     wc_ecc_fp_free();
 #endif
 }
+
+int tls_conn_detached(const struct tls_conn *c)
+{
+    return c->detached;
+}

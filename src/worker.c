@@ -258,7 +258,8 @@ static struct conn *conn_new(struct worker *w, uint32_t slot, int fd, int tls)
     STAT_ADD(&w->stats, connections_accepted, 1);
     STAT_ADD(&w->stats, connections, 1);
     if (tls) {
-        c->flags |= CF_TLS;
+        c->flags |= CF_TLS | CF_TLS_HS;
+        w->tls_handshaking++;
         STAT_ADD(&w->stats, tls_connections, 1);
         if (!(w->tls[slot] = tls_conn_new_server(w->srv->tls))) {
             STAT_ADD(&w->stats, drops_nomem, 1);
@@ -291,6 +292,8 @@ static void conn_maybe_free(struct worker *w, struct conn *c)
     c->rx = NULL;
     wsdeflate_inflater_free(w->inflaters[conn_slot(w, c)]);
     w->inflaters[conn_slot(w, c)] = NULL;
+    if (c->flags & CF_TLS_HS)
+        w->tls_handshaking--;
     if (c->flags & CF_TLS) {
         tls_conn_free(w->tls[conn_slot(w, c)]);
         w->tls[conn_slot(w, c)] = NULL;
@@ -608,9 +611,13 @@ static int tls_input(struct worker *w, struct conn *c, const char *p, size_t n)
         return -1;
     }
     if (handshaking && tls_conn_state(t) == TLS_OPEN) {
+        c->flags &= ~CF_TLS_HS;
+        w->tls_handshaking--;
         STAT_ADD(&w->stats, tls_handshakes, 1);
         if (tls_conn_resumed(t))
             STAT_ADD(&w->stats, tls_resumed, 1);
+        if (!tls_conn_detached(t))
+            STAT_ADD(&w->stats, tls_attached, 1);
         conn_timer_set(w, c, T_HEADER); /* now a request head is due */
     }
     for (;;) {
@@ -1082,20 +1089,27 @@ static int inbox_empty(struct worker *w)
 
 /* ---- accept and completions ---- */
 
-/* Arms an accept on the plain listener, or (tls) on the TLS one. */
-static void arm_accept_on(struct worker *w, int tls)
+/* TLS accepts in flight at most (single-shot; see arm_accept_on). */
+#define TLS_ACCEPTS 8
+
+/* Submits one accept on listener fd: multishot where the kernel has it,
+ * unless single (then one connection per completion). */
+static void submit_accept(struct worker *w, int fd, int tls, int single)
 {
-    int *armed = tls ? &w->tls_accept_armed : &w->accept_armed;
-    int fd = tls ? w->tls_listen_fd : w->listen_fd;
-    if (*armed || w->accept_paused || w->draining || fd < 0)
-        return;
     struct io_uring_sqe *sqe = ring_sqe(&w->ring);
     uint32_t slot = 0;
-    if (has(w, FEAT_ACCEPT_MULTISHOT) && has(w, FEAT_DIRECT))
+    if (!single && has(w, FEAT_DIRECT))
         io_uring_prep_multishot_accept_direct(sqe, fd, NULL, NULL, 0);
-    else if (has(w, FEAT_ACCEPT_MULTISHOT))
+    else if (!single)
         io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, 0);
-    else if (has(w, FEAT_DIRECT)) {
+    else if (has(w, FEAT_DIRECT) && has(w, FEAT_ACCEPT_MULTISHOT)) {
+        /* The kernel picks the table entry, as for the multishot accept
+         * beside it: entries we chose could collide with its choices.
+         * (Set directly: liburing helpers differ across versions in how
+         * they encode the index.) */
+        io_uring_prep_accept(sqe, fd, NULL, NULL, 0);
+        sqe->file_index = IORING_FILE_INDEX_ALLOC;
+    } else if (has(w, FEAT_DIRECT)) {
         /* 5.15: we choose the table entry; the connection slot is unique, so
          * its number is a free entry. */
         if (w->nfree == 0) {
@@ -1110,7 +1124,33 @@ static void arm_accept_on(struct worker *w, int tls)
     } else
         io_uring_prep_accept(sqe, fd, NULL, NULL, 0);
     sqe->user_data = ud(tls ? OP_ACCEPT_TLS : OP_ACCEPT, slot, 0);
-    *armed = 1;
+    if (tls)
+        w->tls_accept_armed++;
+    else
+        w->accept_armed = 1;
+}
+
+/* Arms the accepts: one (multishot where possible) on the plain listener;
+ * on the TLS one, single-shot accepts, no more than TLS_ACCEPTS in flight
+ * and no more than --tls-max-handshakes handshakes in progress. A worker
+ * behind on handshakes leaves the other clients in the kernel's listen
+ * queue, unaccepted and costing nothing, instead of each holding wolfSSL's
+ * ~55 KB of handshake state while the CPU catches up (which would also
+ * leave the process' memory at that peak). A multishot accept could not be
+ * held back like that: re-armed, it takes the whole queue at once. */
+static void arm_accept_on(struct worker *w, int tls)
+{
+    if (w->accept_paused || w->draining)
+        return;
+    if (!tls) {
+        if (!w->accept_armed)
+            submit_accept(w, w->listen_fd, 0, !has(w, FEAT_ACCEPT_MULTISHOT));
+        return;
+    }
+    while (w->tls_listen_fd >= 0 && w->tls_accept_armed < TLS_ACCEPTS &&
+           w->tls_handshaking + (uint32_t)w->tls_accept_armed < w->cfg->tls_max_handshakes &&
+           !w->accept_paused)
+        submit_accept(w, w->tls_listen_fd, 1, 1);
 }
 
 static void arm_accept(struct worker *w)
@@ -1122,9 +1162,13 @@ static void arm_accept(struct worker *w)
 static void on_accept(struct worker *w, struct io_uring_cqe *cqe, int tls)
 {
     int res = cqe->res;
+    /* multishot: the kernel chose the table entry (the multishot era's
+     * accepts, single-shot ones included); else we reserved it. */
     int direct = has(w, FEAT_DIRECT), multishot = has(w, FEAT_ACCEPT_MULTISHOT);
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        *(tls ? &w->tls_accept_armed : &w->accept_armed) = 0;
+    if (tls)
+        w->tls_accept_armed--;
+    else if (!(cqe->flags & IORING_CQE_F_MORE))
+        w->accept_armed = 0;
     if (res < 0 && direct && !multishot)
         w->freelist[w->nfree++] = ud_slot(cqe->user_data);
     if (res < 0) {
