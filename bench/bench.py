@@ -7,6 +7,7 @@
     bench.py table [RESULTS_DIR] [README]          regenerate the table in results/README.md
     bench.py tiers OUT.svg RESULT.json...          the kernel tiers side by side
     bench.py percentiles RESULT.json               the latency curve as text (percentile, ms)
+    bench.py check RESULT.json                     exit 1 unless every subscriber subscribed
 
 Reads ringload's JSON result (README.md, "Results"); its "histogram" is the H1
 text form of loadgen/hist.c's hist_encode, decoded here with the same layout
@@ -120,7 +121,7 @@ def read_scenario(path):
             if n == 0:
                 # "# NAME: what it does" -> "what it does"
                 desc = re.sub(r'^' + re.escape(os.path.basename(path).rsplit('.', 1)[0]) + r':\s*', '', body)
-            m = re.match(r'(server|knobs|note):\s*(.*)', body)
+            m = re.match(r'(server|knobs|note|expect):\s*(.*)', body)
             if m:
                 header[m.group(1)] = (header.get(m.group(1), '') + ' ' + m.group(2)).strip()
             continue
@@ -220,6 +221,8 @@ def cmd_plan(argv):
         # connect + warm-up + measure + drain and teardown, generously
         'RUN_TIMEOUT': str(int(connect_timeout + warmup + duration + 90 + conns / 5000)),
         'PLAN_NOTES': '; '.join(notes),
+        # "# expect: 1 (why)": the exit status this box is expected to give
+        'EXPECT': (header.get('expect', '0').split() or ['0'])[0],
     }
     for k, v in out.items():
         print(f'{k}={shlex.quote(v)}')
@@ -296,7 +299,8 @@ def cmd_plot(argv):
         for r in prog:
             f.write(f"{r['t']} {r['conns']} {r['deliv_per_s']} {r['pub_per_s']}\n")
     desc = (res.get('bench') or {}).get('description', '')
-    title = f"{name}: {desc}".replace('"', "'")
+    over = (res.get('bench') or {}).get('overrides')
+    title = (f"{name}: {desc}" + (f" [{over}]" if over else '')).replace('"', "'")
     lat = res.get('latency_ms') or {}
     cpu = res.get('machine_cpu') or {}
     sub = (f"p50 {lat.get('p50', 0):g} ms, p99 {lat.get('p99', 0):g} ms, max {lat.get('max', 0):g} ms; "
@@ -318,7 +322,7 @@ def cmd_plot(argv):
     else:
         lines += ['set xrange [1:100]', 'set yrange [0.1:10]',
                   'set label 1 "no latency measured (nothing published)" at graph 0.2, graph 0.5',
-                  'plot NaN notitle', 'unset label 1']
+                  'plot NaN notitle', 'unset label 1', 'set autoscale x', 'set autoscale y']
     lines += [
         'unset logscale x', 'unset logscale y',
         'set xtics auto',
@@ -328,9 +332,12 @@ def cmd_plot(argv):
         'set ytics nomirror', 'set y2tics', 'set key bottom right', 'set yrange [0:*]', 'set y2range [0:*]',
         'set format y "%.0s%c"', 'set format y2 "%.0s%c"',
     ]
-    if prog:
+    if prog and any(r['deliv_per_s'] for r in prog):
         lines.append(f'plot "{work}/prog.dat" using 1:2 with lines lw 2 lc rgb "#2ca02c" title "connections", '
                      f'"" using 1:3 axes x1y2 with lines lw 2 lc rgb "#d62728" title "deliveries/s"')
+    elif prog:
+        lines += ['unset y2tics', 'unset y2label', 'set yrange [0:*]', 'set offsets 0, 0, graph 0.05, 0']
+        lines.append(f'plot "{work}/prog.dat" using 1:2 with lines lw 2 lc rgb "#2ca02c" title "connections (nothing delivered)"')
     else:
         lines.append('plot NaN notitle')
     lines.append('unset multiplot')
@@ -359,7 +366,7 @@ def cmd_tiers(argv):
                      f'{cpu.get("us_per_delivery", 0):.2f} us/delivery, exit {res.get("exit_status")}"')
     lines = [
         'set terminal svg size 800,480 dynamic font "sans,11" background "white"',
-        f'set output "{out}"', 'set grid', 'set key top left',
+        f'set output "{out}"', 'set grid', 'set key bottom right',
         'set title "fan-out latency by forced kernel tier (ringcast --compat)"',
         'set logscale x', 'set logscale y', 'set xlabel "percentile"', 'set ylabel "latency (ms)"',
         'set xtics ("0%%" 1, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000, "99.9999%%" 1000000)',
@@ -369,6 +376,15 @@ def cmd_tiers(argv):
     for k in range(len(paths)):
         os.remove(f'{work}/{k}.dat')
     os.rmdir(work)
+
+
+def cmd_check(argv):
+    """Exit 1 (and say so) when not every subscriber got subscribed."""
+    with open(argv[0]) as f:
+        short = incomplete(json.load(f))
+    if short:
+        print(f'bench.py: {argv[0]}: {short}', file=sys.stderr)
+        sys.exit(1)
 
 
 def cmd_percentiles(argv):
@@ -388,6 +404,15 @@ def fmt_int(v):
     return '—' if v is None else f'{int(round(v)):,}'
 
 
+def incomplete(res):
+    """'only S of N subscribed' when subscribers never got their subscription,
+    which ringload (as of da007f3) does not count as a failure."""
+    kinds = res.get('kinds') or {}
+    want = sum(k.get('clients', 0) for k in kinds.values())
+    got = sum(k.get('subscribed', 0) for k in kinds.values())
+    return f'only {got:,} of {want:,} subscribed' if got < want else ''
+
+
 def row(path):
     with open(path) as f:
         res = json.load(f)
@@ -402,22 +427,38 @@ def row(path):
     for line in (res.get('scenario') or '').splitlines():
         k, _, v = line.partition(' = ')
         sc[k] = v
-    rate = sc.get('publish_rate', '?')
-    pub = f"{rate}/s × {sc.get('message_size', '?')} B" if rate not in ('0', '') else 'none'
+    prate = sc.get('publish_rate', '?')
+    pub = f"{prate}/s × {sc.get('message_size', '?')} B" if prate not in ('0', '') else 'none'
     name = b.get('name', os.path.basename(path))
+    w = res.get('window') or {}
+    # All kinds' deliveries over the measured window: ringload's own
+    # deliveries_per_s counts only deliveries with a latency sample (none for
+    # short polls, none when no publish in the window was answered).
+    rate = w['deliveries'] / w['s'] if w.get('s') else res.get('deliveries_per_s')
     if lat.get('count'):
         latency = f"{lat.get('p50', 0):.1f} / {lat.get('p99', 0):.1f} / {lat.get('max', 0):.1f}"
     else:
         latency = '—'
     status = 'ok' if res.get('exit_status') == 0 else f"**exit {res.get('exit_status')}**: {res.get('exit_reasons', '')}"
+    short = incomplete(res)
+    if short:
+        status += ('; ' if status != 'ok' else ' but ') + f'**{short}**'
+    if b.get('overrides'):
+        name += f" `{b['overrides']}`"
     cpu_s = f"{cpu['us_per_delivery']:.2f} ({cpu['user_us_per_delivery']:.2f})" if cpu.get('us_per_delivery') else '—'
     svg = os.path.basename(path).rsplit('.', 1)[0] + '.svg'
+    # Machine-wide Slab moves by tens of MB with other sessions' sockets: below
+    # 50,000 connections that is more than ours, so no figure.
+    subs = b.get('kernel_memory_connections') or 0
+    kernel = fmt_int(km.get('slab_bytes_per_connection_pair')) if subs >= 50000 else '—'
+    if b.get('expect') not in (None, '0') and str(res.get('exit_status')) == b.get('expect'):
+        status += ' (expected here)'
     return (f"| [{name}]({svg}) | {b.get('date', '')[:16].replace('T', ' ')} | "
             f"{fmt_int(res.get('connected'))} / {fmt_int(res.get('clients'))} | {pub} | "
-            f"{fmt_int(res.get('deliveries_per_s'))} | {latency} | "
+            f"{fmt_int(rate)} | {latency} | "
             f"{res.get('lost')} / {res.get('duplicated_or_reordered')} | "
             f"{fmt_int(res.get('server_bytes_per_connection'))} | {fmt_int(res.get('ringload_bytes_per_client'))} | "
-            f"{fmt_int(km.get('slab_bytes_per_connection_pair'))} | {cpu_s} | "
+            f"{kernel} | {cpu_s} | "
             f"{mc.get('other_pct', 0):.0f} % | {status} |")
 
 
@@ -437,8 +478,8 @@ def cmd_table(argv):
     table = [BEGIN, '',
              f'{len(rows)} scenario results, regenerated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC '
              'from `results/*.json` (`bench/bench.py table`).', '',
-             '| scenario (plot) | run (UTC) | connected / clients | publishes | deliveries/s | latency ms p50 / p99 / max '
-             '| lost / dup | server B/conn | ringload B/client | kernel B/conn pair (Slab) | server µs/delivery (user) '
+             '| scenario (plot) | run (UTC) | connected / clients | publishes | deliveries/s (window, all kinds) | latency ms p50 / p99 / max '
+             '| lost / dup | server B/conn | ringload B/client | kernel B/conn pair (Slab, ≥ 50k conns) | server µs/delivery (user) '
              '| other CPU | status |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|', *rows, '', END]
     text = open(readme).read() if os.path.exists(readme) else '# Benchmark results\n'
@@ -456,7 +497,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmd = {'plan': cmd_plan, 'annotate': cmd_annotate, 'plot': cmd_plot, 'table': cmd_table,
-           'tiers': cmd_tiers, 'percentiles': cmd_percentiles}.get(sys.argv[1])
+           'tiers': cmd_tiers, 'percentiles': cmd_percentiles, 'check': cmd_check}.get(sys.argv[1])
     if not cmd:
         sys.exit(__doc__)
     cmd(sys.argv[2:])
