@@ -273,6 +273,14 @@ def cmd_annotate(argv):
 
 # --- plots ----------------------------------------------------------------------
 
+def enh_escape(text):
+    """Text for a double-quoted gnuplot string in enhanced mode, shown as is."""
+    text = text.replace('"', "'")
+    for c in '\\_^@&~{}':
+        text = text.replace(c, '\\\\' + c)
+    return text
+
+
 def gnuplot(script, out):
     p = subprocess.run(['gnuplot'], input=script, text=True, capture_output=True, timeout=60)
     if p.returncode != 0 or not os.path.exists(out):
@@ -306,10 +314,12 @@ def cmd_plot(argv):
     sub = (f"p50 {lat.get('p50', 0):g} ms, p99 {lat.get('p99', 0):g} ms, max {lat.get('max', 0):g} ms; "
            f"lost {res.get('lost')}, dup/reord {res.get('duplicated_or_reordered')}; "
            f"other CPU {cpu.get('other_pct', 0):.0f}%; exit {res.get('exit_status')}")
+    # Enhanced-text specials in titles would become sub/superscripts or overprints.
+    title, sub = enh_escape(title), enh_escape(sub)
     lines = [
         'set terminal svg size 1100,460 dynamic font "sans,11" background "white"',
         f'set output "{out}"',
-        'set multiplot layout 1,2 title "' + title + '\\n{/*0.85 ' + sub.replace('"', "'") + '}"',
+        'set multiplot layout 1,2 title "' + title + '\\n{/*0.85 ' + sub + '}"',
         'set grid',
         'set key top left',
         'set title "delivery latency by percentile (SSE, WebSocket, long poll)"',
@@ -321,7 +331,7 @@ def cmd_plot(argv):
         lines.append(f'plot "{work}/lat.dat" using 1:2 with steps lw 2 lc rgb "#1f77b4" title "latency"')
     else:
         lines += ['set xrange [1:100]', 'set yrange [0.1:10]',
-                  'set label 1 "no latency measured (nothing published)" at graph 0.2, graph 0.5',
+                  'set label 1 "no latency samples (nothing published, or short polls only)" at graph 0.1, graph 0.5',
                   'plot NaN notitle', 'unset label 1', 'set autoscale x', 'set autoscale y']
     lines += [
         'unset logscale x', 'unset logscale y',
