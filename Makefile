@@ -6,6 +6,8 @@
 #                   unit tests under ASan+UBSan, the SPSC ring under TSan, each fuzzer for
 #                   FUZZ_SECONDS, integration tests against the real binary on every kernel tier
 #   make fuzz       run each fuzzer longer (FUZZ_SECONDS, default 300)
+#   make bench      install missing Debian packages, build, run every bench/scenarios/*.conf
+#                   (bench/run all: results/*.json, *.svg and the table in results/README.md)
 #   make deps       only install the Debian packages (as root; otherwise prints the command)
 #   make format     apply .clang-format
 
@@ -29,6 +31,8 @@ FUZZ_SECONDS ?= 20
 RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libjansson-dev
 TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl openssl \
              python3-websockets nodejs node-ws
+# What the benchmarks need on top of running (plots).
+BENCH_PKGS := gnuplot-nox python3
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:src/%.c=build/obj/%.o)
@@ -108,6 +112,11 @@ fuzz: $(FUZZERS)
 
 integration: build/asan/ringcast
 	PYTHON=$(PYTHON) bash tests/run-all integration
+
+bench:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS) $(BENCH_PKGS)"
+	$(MAKE) --no-print-directory build/ringcast build/ringload
+	PYTHON=$(PYTHON) bash bench/run all
 
 deps-run:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"
