@@ -241,8 +241,15 @@ void result_judge(struct result *res)
     if (res->silent_publishers)
         add_reason(res, "nothing was published: the publishers never got going (closed by the "
                         "server?)");
+    uint64_t want = 0;
+    for (int k = 0; k < LK_N; k++)
+        want += res->kinds[k].clients;
+    int unsubscribed = res->subscribers < want;
+    if (unsubscribed)
+        add_reason(res, "only %llu of %llu subscribers ever subscribed",
+                   (unsigned long long)res->subscribers, (unsigned long long)want);
     if (res->lost || res->dup || res->id_mismatches || res->publish_failed || res->unanswered ||
-        res->silent_publishers)
+        res->silent_publishers || unsubscribed)
         st = result_worse_status(st, RESULT_DELIVERY);
     res->exit_status = result_worse_status(res->exit_status, st);
 }
