@@ -1705,6 +1705,8 @@ void engine_final_check(struct engine_thread *t)
             continue;
         if (c->state == S_DEAD && t->run->sc.reconnect)
             CNT(t, missed_offline, acked - c->next_seq + 1); /* the run ended while it was away */
+        else if (t->run->drain_cut && c->state != S_DEAD)
+            CNT(t, undelivered, acked - c->next_seq + 1); /* still on its way */
         else
             KCNT(t, c, lost, lost, acked - c->next_seq + 1);
     }

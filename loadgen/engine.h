@@ -72,6 +72,9 @@ struct engine_counts {
      * (churn); messages a subscriber missed while away without resuming, and
      * messages skipped over a gap the server signalled. */
     _Atomic uint64_t reconnects, reconnect_failed, churn_drops, missed_offline, gap_skipped;
+    /* Acknowledged messages still missing when a drain was cut off while
+     * deliveries were coming: late (the server is behind), not known lost. */
+    _Atomic uint64_t undelivered;
     _Atomic uint64_t ws_inflated; /* permessage-deflate frames inflated */
     struct engine_tls_counts tls[ENGINE_TLS_KINDS];
     _Atomic uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
@@ -94,6 +97,8 @@ struct run {
      * server acknowledged (answers come in order on a connection). */
     _Atomic uint64_t *chan_sent, *chan_acked;
     struct tls_client *tls; /* NULL unless a URL is https or wss */
+    /* The drain ended at its 5 s limit with deliveries still coming. */
+    int drain_cut;
 };
 
 struct engine_thread {

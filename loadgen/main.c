@@ -397,6 +397,9 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
             if ((answered >= SUM(r, published) && now >= r->stop_ns + 500000000ull &&
                  now >= drain_quiet_since + 500000000ull) ||
                 now >= r->stop_ns + 5000000000ull) {
+                /* Cut off while messages were still arriving: what has not
+                 * come is late, not known lost (see engine_final_check). */
+                r->drain_cut = now < drain_quiet_since + 500000000ull;
                 atomic_store(&r->phase, PH_DONE);
                 break;
             }

@@ -181,6 +181,7 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
     res->reconnect_failed = SUM(r, reconnect_failed);
     res->churn_drops = SUM(r, churn_drops);
     res->missed_offline = SUM(r, missed_offline);
+    res->undelivered = SUM(r, undelivered);
     res->gap_skipped = SUM(r, gap_skipped);
     res->ws_inflated = SUM(r, ws_inflated);
     for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
@@ -238,6 +239,11 @@ void result_judge(struct result *res)
         add_reason(res, "%llu publishes failed", (unsigned long long)res->publish_failed);
     if (res->unanswered)
         add_reason(res, "%llu publishes never answered", (unsigned long long)res->unanswered);
+    if (res->undelivered)
+        add_reason(res,
+                   "%llu acknowledged deliveries had not arrived when the drain was cut off "
+                   "with deliveries still coming (the server is behind: late, not known lost)",
+                   (unsigned long long)res->undelivered);
     if (res->silent_publishers)
         add_reason(res, "nothing was published: the publishers never got going (closed by the "
                         "server?)");
@@ -249,7 +255,7 @@ void result_judge(struct result *res)
         add_reason(res, "only %llu of %llu subscribers ever subscribed",
                    (unsigned long long)res->subscribers, (unsigned long long)want);
     if (res->lost || res->dup || res->id_mismatches || res->publish_failed || res->unanswered ||
-        res->silent_publishers || unsubscribed)
+        res->silent_publishers || unsubscribed || res->undelivered)
         st = result_worse_status(st, RESULT_DELIVERY);
     res->exit_status = result_worse_status(res->exit_status, st);
 }
@@ -520,6 +526,7 @@ static json_t *result_json(const struct result *res)
     json_object_set_new(o, "ws_pongs", jint(res->pongs));
     json_object_set_new(o, "ws_closes", jint(res->ws_closes));
     json_object_set_new(o, "ws_compressed_frames", jint(res->ws_inflated));
+    json_object_set_new(o, "undelivered_at_cutoff", jint(res->undelivered));
     json_object_set_new(o, "reconnects",
                         json_pack("{s:I,s:I,s:I,s:I,s:I}", "made", (json_int_t)res->reconnects,
                                   "failed_tries", (json_int_t)res->reconnect_failed, "churn_drops",
@@ -740,6 +747,7 @@ static void read_fields(struct result *res, json_t *o)
     get_u64(o, "ws_pongs", &res->pongs);
     get_u64(o, "ws_closes", &res->ws_closes);
     get_u64(o, "ws_compressed_frames", &res->ws_inflated);
+    get_u64(o, "undelivered_at_cutoff", &res->undelivered);
     json_t *rc = json_object_get(o, "reconnects");
     if (json_is_object(rc)) {
         get_u64(rc, "made", &res->reconnects);
@@ -925,6 +933,7 @@ int result_merge(struct result *dst, const struct result *src)
     dst->reconnect_failed += src->reconnect_failed;
     dst->churn_drops += src->churn_drops;
     dst->missed_offline += src->missed_offline;
+    dst->undelivered += src->undelivered;
     dst->gap_skipped += src->gap_skipped;
     dst->ws_inflated += src->ws_inflated;
     for (int k = 0; k < ENGINE_TLS_KINDS; k++) {

@@ -87,6 +87,7 @@ struct result {
     struct result_tls tls[ENGINE_TLS_KINDS];
     uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
     int silent_publishers; /* the scenario publishes, yet nothing was published */
+    uint64_t undelivered;  /* late at the end of a cut-off drain (engine.h) */
     /* Measured window: deliveries and publishes between its start and end. */
     double window_s, duration_s;
     double measure_epoch_s; /* wall-clock start of the window (0 unknown), for hdr_log */
