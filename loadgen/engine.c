@@ -441,13 +441,15 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
 {
     struct run *r = t->run;
     struct lclient *c = &e->cl[i];
-    const struct sockaddr_storage *addr = c->kind == K_PUB    ? &r->pub_addr
+    /* A WebSocket publisher connects where WebSocket subscribers do. */
+    int http_pub = c->kind == K_PUB && !r->sc.publish_ws;
+    const struct sockaddr_storage *addr = http_pub            ? &r->pub_addr
                                           : c->kind == K_POLL ? &r->poll_addr
                                                               : &r->sub_addr;
-    socklen_t alen = c->kind == K_PUB    ? r->pub_addrlen
+    socklen_t alen = http_pub            ? r->pub_addrlen
                      : c->kind == K_POLL ? r->poll_addrlen
                                          : r->sub_addrlen;
-    const struct scenario_url *url = c->kind == K_PUB    ? &r->sc.pub_url
+    const struct scenario_url *url = http_pub            ? &r->sc.pub_url
                                       : c->kind == K_POLL ? &r->sc.poll_url
                                                           : &r->sc.sub_url;
     c->tls_t0 = now_ns();
@@ -875,7 +877,14 @@ static void ws_frame_in(struct engine_thread *t, struct engine *e, struct lclien
             c->flags |= CF_RESYNC;
             return;
         case 1:
-            if (parse_payload(m.data, &seq, &tns) == 0) {
+            if (parse_payload(m.data, &seq, &tns) == 0 && c->kind == K_PUB) {
+                /* A WebSocket publisher's own message back: the server took
+                 * it (gave it an id and handed it out): its acknowledgement. */
+                atomic_store_explicit(&t->run->chan_acked[c->chan], seq, memory_order_relaxed);
+                CNT(t, acked, 1);
+                return;
+            }
+            if (c->kind != K_PUB && parse_payload(m.data, &seq, &tns) == 0) {
                 c->last_id = m.id;
                 c->flags |= CF_HAVEID;
                 check_seq(t, e, c, seq, tns, m.id, now, 1);
@@ -983,7 +992,10 @@ static void ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *
         free(c->rx); /* made again only for a frame split across reads */
         c->rx = NULL;
         c->rxlen = c->rxcap = 0;
-        subscribed(t, c);
+        if (c->kind == K_PUB)
+            c->state = S_STREAM; /* a WebSocket publisher: ready to send */
+        else
+            subscribed(t, c);
     }
     ws_frames(t, e, c, i, p, n, now);
 }
@@ -1191,6 +1203,21 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
                           (unsigned long long)due, ch);
         if ((size_t)bn < size)
             memcpy(body + bn, e->pad, size - (size_t)bn);
+        if (r->sc.publish_ws) { /* one masked text frame on the channel's WebSocket */
+            uint8_t hdr[WS_MAX_HEADER], mask[4];
+            uint32_t m = (uint32_t)rnd(e);
+            memcpy(mask, &m, 4);
+            size_t hl = ws_frame_header(hdr, WS_OP_TEXT, 1, 0, size, mask);
+            ws_unmask(body, size, mask, 0); /* masking is the same XOR */
+            atomic_store(&r->chan_sent[ch], seq);
+            if (tx_append(c, (const char *)hdr, hl) < 0 || tx_append(c, body, size) < 0) {
+                kill_client(t, c, 0);
+                return;
+            }
+            c->k++;
+            atomic_fetch_add_explicit(&t->c.published, 1, memory_order_relaxed);
+            continue;
+        }
         scenario_channel_name(&r->sc, ch, name, sizeof(name));
         scenario_url_path(&r->sc.pub_url, name, path, sizeof(path));
         int hn = snprintf(head, sizeof(head),
@@ -1220,6 +1247,14 @@ static void start_protocol(struct engine_thread *t, struct engine *e, struct lcl
     case K_WS:
         start_ws(t, e, c, i);
         break;
+    case K_PUB:
+        if (t->run->sc.publish_ws) {
+            start_ws(t, e, c, i); /* S_STREAM on its 101 */
+            break;
+        }
+        c->state = S_STREAM;
+        arm_recv(e, c, i);
+        break;
     case K_LP: /* subscribed once asked: its first answer sets the baseline */
         c->state = S_STREAM;
         arm_recv(e, c, i);
@@ -1236,9 +1271,6 @@ static void start_protocol(struct engine_thread *t, struct engine *e, struct lcl
         c->attempts = 0;
         churn_later(t, e, c, now);
         break;
-    default:
-        c->state = S_STREAM;
-        arm_recv(e, c, i);
     }
 }
 
@@ -1250,8 +1282,10 @@ static void got_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         sse_bytes(t, e, c, b, n, now);
     else if (c->kind == K_WS)
         ws_bytes(t, e, c, i, b, n, now);
-    else if (c->kind == K_PUB)
+    else if (c->kind == K_PUB && !t->run->sc.publish_ws)
         pub_answers(t, c, b, n);
+    else if (c->kind == K_PUB)
+        ws_bytes(t, e, c, i, b, n, now);
     else
         poll_bytes(t, e, c, i, b, n, now);
 }

@@ -51,6 +51,7 @@ struct scenario_key {
 static const char *const spread_names[] = {"round-robin", "random", "one", NULL};
 static const char *const resume_names[] = {"none", "last-event-id", "since", NULL};
 static const char *const onoff_names[] = {"off", "on", NULL};
+static const char *const via_names[] = {"http", "ws", NULL};
 
 #define NS_MS  UINT64_C(1000000)
 #define NS_S   UINT64_C(1000000000)
@@ -141,6 +142,8 @@ static const struct scenario_key keys[] = {
              "mean time a subscriber keeps its connection before reconnecting; 0 = forever"),
     ENUM("ws_deflate", ws_deflate, onoff_names, "off",
          "on: WebSocket subscribers offer permessage-deflate and require it"),
+    ENUM("publish_via", publish_ws, via_names, "http",
+         "http: POST to pub_url; ws: a WebSocket per publisher, its echo is the ack"),
     FILEKEY("tls_ca", tls_ca,
             "CA certificates (PEM) that https and wss servers must chain to (empty: the "
             "system's)"),
@@ -956,6 +959,20 @@ int scenario_check(const struct scenario *s, char *err, size_t errlen)
         sc_err(err, errlen,
                "publish_rate = %g needs publishers of at least 1 (or publish_rate = 0)",
                s->publish_rate);
+        return -EINVAL;
+    }
+    if (s->publish_ws && s->publish_rate > 0 && s->publishers < s->channels) {
+        sc_err(err, errlen,
+               "publish_via = ws needs publishers >= channels (%u < %u): a message sent on a "
+               "WebSocket goes to every channel of that connection, so each publisher has one",
+               s->publishers, s->channels);
+        return -EINVAL;
+    }
+    if (s->publish_ws && s->poll) {
+        sc_err(err, errlen,
+               "publish_via = ws cannot be checked with short pollers (poll = %u): a WebSocket "
+               "publish has no answer saying every worker holds it",
+               s->poll);
         return -EINVAL;
     }
     if (s->churn_ns && !s->reconnect) {

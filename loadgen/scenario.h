@@ -71,6 +71,13 @@
  *                                                            (needs reconnect = on) (0..24h)
  * ws_deflate     enum        off                             on: WebSocket subscribers offer
  *                                                            permessage-deflate and require it
+ * publish_via    enum        http                            http: POST to pub_url; ws: each
+ *                                                            publisher sends on a WebSocket to
+ *                                                            its channel's sub_url, and its own
+ *                                                            message coming back is the ack
+ *                                                            (one channel per publisher: needs
+ *                                                            publishers >= channels; no short
+ *                                                            pollers, see scenario_check)
  * tls_ca         file        (empty: the system's CAs)       CA certificates (PEM) that https
  *                                                            and wss servers must chain to
  * tls_insecure   enum        off                             on: skip certificate verification
@@ -147,6 +154,7 @@ struct scenario {
     uint64_t backoff_ns;
     uint64_t churn_ns; /* 0: subscribers keep their connection */
     int ws_deflate;    /* 0 off, 1 on */
+    int publish_ws;    /* publish_via: 0 http, 1 ws */
     /* TLS (https, wss): the CA file (empty: the system's), verification off. */
     char tls_ca[SCENARIO_PATH_MAX];
     int tls_insecure; /* 0 off, 1 on */

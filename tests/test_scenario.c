@@ -100,6 +100,8 @@ static const struct good goods[] = {
     {"churn", "250ms", "250ms"},
     {"ws_deflate", "on", "on"},
     {"ws_deflate", "off", "off"},
+    {"publish_via", "ws", "ws"},
+    {"publish_via", "http", "http"},
     {"tls_ca", "certs/root ca.pem", "certs/root ca.pem"},
     {"tls_ca", "", ""},
     {"tls_insecure", "on", "on"},
@@ -247,6 +249,7 @@ static const struct bad bads[] = {
     {"churn", "25h", "from 0 to 24h"},
     {"churn", "-1", "from 0 to 24h"},
     {"ws_deflate", "yes", "expected off or on"},
+    {"publish_via", "sse", "expected http or ws"},
     {"tls_ca", "#ca.pem", "file name"},
     {"tls_insecure", "yes", "expected off or on"},
     {"src", "127.0.0.9-127.0.0.2", "the range is reversed: 127.0.0.9 is above 127.0.0.2"},
@@ -373,6 +376,7 @@ Test(scenario, defaults)
     cr_assert_eq(s.backoff_ns, 100000000u);
     cr_assert_eq(s.churn_ns, 0);
     cr_assert_eq(s.ws_deflate, 0);
+    cr_assert_eq(s.publish_ws, 0);
     cr_assert_str_eq(s.tls_ca, "");
     cr_assert_eq(s.tls_insecure, 0);
     cr_assert_eq(s.has_src, 0);
@@ -687,6 +691,16 @@ Test(scenario, check_across_keys)
     cr_assert_str_eq(err, "publish_rate = 5 needs publishers of at least 1 (or publish_rate = 0)");
     s.publishers = 2;
     cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0);
+    s.publish_ws = 1;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
+    cr_assert_not_null(strstr(err, "publish_via = ws needs publishers >= channels"));
+    s.publishers = s.channels;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0);
+    s.poll = 1;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
+    cr_assert_not_null(strstr(err, "cannot be checked with short pollers"));
+    s.poll = 0;
+    s.publish_ws = 0;
     s.churn_ns = 1000000000u;
     cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
     cr_assert_not_null(strstr(err, "churn needs reconnect = on"));
@@ -733,6 +747,7 @@ Test(scenario, format_parses_back)
             {"backoff-ms", "7"},
             {"churn", "90s"},
             {"ws-deflate", "on"},
+            {"publish-via", "ws"},
             {"tls-ca", "ca.pem"},
             {"tls-insecure", "on"},
             {"src", "127.0.0.2-127.0.3.4"},

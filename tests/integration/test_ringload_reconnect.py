@@ -106,3 +106,30 @@ def ringload_ws_deflate(t):
                 eq(f["inflated"], 0, "compressed frames without ws_deflate")
         st = json_answer(s.get("/stats"), 200, "GET /stats")["total"]
         eq(st["ws_protocol_errors"], 0, "server: WebSocket protocol errors")
+
+
+@test
+def ringload_websocket_publishers(t):
+    """publish_via = ws: each publisher sends its channel's messages as WebSocket text frames and
+    takes its own message coming back as the ack; SSE, WebSocket and long-poll subscribers get
+    every one (the server counts them as WebSocket messages in). With the server's
+    --ws-publish off the publishers are closed and ringload says publishes went unanswered."""
+    check(os.access(RINGLOAD, os.X_OK), "build/ringload is missing: make build/ringload")
+    with t.server() as s:
+        rc, text = run_ringload(t, ringload_args(
+            s, sse=60, ws=60, longpoll=30, channels=4, publishers=4, publish_via="ws",
+            publish_rate=120, warmup="0.3", duration="1.5", ramp=0, threads=2))
+        eq(rc, 0, "ringload exit status; it said:\n" + text)
+        check("ringload: lost 0, duplicated or reordered 0, id mismatches 0" in text,
+              "nothing lost, duplicated or reordered:\n" + text)
+        m = re.search(r"ringload: 150 subscribers, (\d+) published \((\d+) acknowledged, 0 unanswered", text)
+        check(m is not None and int(m.group(1)) >= 150 and m.group(1) == m.group(2),
+              "every WebSocket publish acknowledged by its echo:\n" + text)
+        st = json_answer(s.get("/stats"), 200, "GET /stats")["total"]
+        eq(st["ws_messages_in"], int(m.group(1)), "messages the server got from WebSocket clients")
+    with t.server(ws_publish="off") as s:
+        rc, text = run_ringload(t, ringload_args(
+            s, sse=20, channels=2, publishers=2, publish_via="ws", publish_rate=40,
+            warmup="0.3", duration="1", ramp=0, threads=1))
+        eq(rc, 1, "ringload exit status with publishing refused; it said:\n" + text)
+        check("never answered" in text, "ringload should say publishes went unanswered:\n" + text)
