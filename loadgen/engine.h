@@ -125,6 +125,15 @@ struct engine_thread {
     void *priv;
 };
 
+/* A counter summed over the run's threads (relaxed reads). */
+#define RUN_SUM(r, field)                                                                          \
+    ({                                                                                             \
+        uint64_t s_ = 0;                                                                           \
+        for (int i_ = 0; i_ < (r)->nthreads; i_++)                                                 \
+            s_ += atomic_load_explicit(&(r)->threads[i_].c.field, memory_order_relaxed);           \
+        s_;                                                                                        \
+    })
+
 /* Creates thread t's engine and starts it. 0 or a negative errno. */
 int engine_start(struct run *r, struct engine_thread *t);
 void engine_join(struct engine_thread *t);

@@ -173,13 +173,7 @@ static int machine_ticks(uint64_t *busy, uint64_t *total)
     return result_parse_proc_stat(buf, nl ? (size_t)(nl - buf) : n, busy, total);
 }
 
-#define SUM(r, field)                                                                              \
-    ({                                                                                             \
-        uint64_t s_ = 0;                                                                           \
-        for (int i_ = 0; i_ < (r)->nthreads; i_++)                                                 \
-            s_ += atomic_load_explicit(&(r)->threads[i_].c.field, memory_order_relaxed);           \
-        s_;                                                                                        \
-    })
+#define SUM(r, field) RUN_SUM(r, field)
 
 static const char *phase_name[] = {"connect", "warmup", "measure", "drain", "done"};
 

@@ -101,13 +101,7 @@ void result_free(struct result *res)
     res->scenario = NULL;
 }
 
-#define SUM(r, field)                                                                              \
-    ({                                                                                             \
-        uint64_t s_ = 0;                                                                           \
-        for (int i_ = 0; i_ < (r)->nthreads; i_++)                                                 \
-            s_ += atomic_load_explicit(&(r)->threads[i_].c.field, memory_order_relaxed);           \
-        s_;                                                                                        \
-    })
+#define SUM(r, field) RUN_SUM(r, field)
 
 /* Server bytes per connection and ringload bytes per client from the RSS samples. */
 static void derive_memory(struct result *res)

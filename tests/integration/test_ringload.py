@@ -102,7 +102,7 @@ def ringload_catches_injected_loss(t):
         eq(r["duplicated_or_reordered"], 0, "duplicated or reordered")
 
 
-def run_ringload(t, args, timeout=40):
+def run_ringload(t, args, timeout=60):
     p = t.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         text = p.communicate(timeout=timeout)[0].decode(errors="replace")

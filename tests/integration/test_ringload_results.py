@@ -12,30 +12,11 @@ import tempfile
 import zlib
 
 from harness import check, eq, test
-
-RINGLOAD = os.path.join(os.path.dirname(__file__), "..", "..", "build", "ringload")
+from test_ringload import RINGLOAD, ringload_args, run_ringload as run
 
 # A 2-core machine shared with other work: latency and memory are noisy, so the pass case only
 # checks that the machinery runs; the fail case doctors a figure by a factor of ten.
 LOOSE = ["--max-regress", "1000", "--max-regress-latency", "100000", "--max-regress-rate", "50"]
-
-
-def ringload_args(s, **keys):
-    args = [RINGLOAD, "--sub-url", "http://127.0.0.1:%d/sub/{ch}" % s.port,
-            "--pub-url", "http://127.0.0.1:%d/pub/{ch}" % s.port]
-    for k, v in keys.items():
-        args += ["--" + k.replace("_", "-"), str(v)]
-    return args
-
-
-def run(t, args, timeout=60):
-    p = t.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        text = p.communicate(timeout=timeout)[0].decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
-    return p.returncode, text
 
 
 def zero_loss(r, what):
