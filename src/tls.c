@@ -140,14 +140,15 @@ static void buf_free(struct buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-static int buf_append(struct buf *b, const char *p, size_t n)
+/* Makes room for n more bytes at the end of b (moving the live bytes to
+ * the front first: they usually are few); returns where they go, or NULL. */
+static uint8_t *buf_reserve(struct buf *b, size_t n)
 {
     if (b->off == b->len)
         b->off = b->len = 0;
     if (n > (1u << 30) - (size_t)(b->len - b->off))
-        return -ENOMEM;
+        return NULL;
     if (b->cap - b->len < n && b->off > 0) {
-        /* Compact before growing: the live bytes usually are few. */
         memmove(b->p, b->p + b->off, b->len - b->off);
         b->len -= b->off;
         b->off = 0;
@@ -158,11 +159,19 @@ static int buf_append(struct buf *b, const char *p, size_t n)
             cap *= 2;
         char *np = wolfSSL_Realloc(b->p, cap);
         if (!np)
-            return -ENOMEM;
+            return NULL;
         b->p = np;
         b->cap = (uint32_t)cap;
     }
-    memcpy(b->p + b->len, p, n);
+    return (uint8_t *)b->p + b->len;
+}
+
+static int buf_append(struct buf *b, const char *p, size_t n)
+{
+    uint8_t *dst = buf_reserve(b, n);
+    if (!dst)
+        return -ENOMEM;
+    memcpy(dst, p, n);
     b->len += (uint32_t)n;
     return 0;
 }
@@ -776,26 +785,6 @@ static void tls12_aad(uint8_t aad[13], uint64_t seq, uint8_t type, size_t len)
     aad[10] = 3;
     aad[11] = (uint8_t)(len >> 8);
     aad[12] = (uint8_t)len;
-}
-
-/* Makes room for n more bytes at the end of b; returns where they go. */
-static uint8_t *buf_reserve(struct buf *b, size_t n)
-{
-    if (b->off == b->len)
-        b->off = b->len = 0;
-    if (n > (1u << 30) - (size_t)(b->len - b->off))
-        return NULL;
-    if (b->cap - b->len < n) {
-        size_t want = (size_t)b->len + n, cap = b->cap ? b->cap : 512;
-        while (cap < want)
-            cap *= 2;
-        char *np = wolfSSL_Realloc(b->p, cap);
-        if (!np)
-            return NULL;
-        b->p = np;
-        b->cap = (uint32_t)cap;
-    }
-    return (uint8_t *)b->p + b->len;
 }
 
 /* Appends one record of type carrying the plaintext gathered from iov,

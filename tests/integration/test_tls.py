@@ -86,19 +86,27 @@ def stats(s):
     return json_answer(s.get("/stats"), 200, "GET /stats")["total"]
 
 
+def sse_over_https(t, s, port, ch, seconds):
+    """curl streaming /sub/ch over https for `seconds`; returns once the server counts one more
+    SSE subscriber (or after 5 s: the caller checks)."""
+    before = stats(s)["sse_subscribers"]
+    p = t.spawn(["curl", "-sSN", "--max-time", str(seconds), "--cacert", cert("root.pem"),
+                 "--resolve", "localhost:%d:127.0.0.1" % port, "-H", "Accept: text/event-stream",
+                 "https://localhost:%d/sub/%s" % (port, ch)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 5
+    while stats(s)["sse_subscribers"] <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return p
+
+
 @test
 def tls_curl_every_transport(t):
     """curl --cacert over https: publish, an SSE stream, a long poll (with since, and waiting),
     a short poll and /stats; every handshake counted, no failure."""
     with tls_server(t) as s:
         port = tls_port(s)
-        sse = t.spawn(["curl", "-sSN", "--max-time", "4", "--cacert", cert("root.pem"),
-                       "--resolve", "localhost:%d:127.0.0.1" % port, "-H", "Accept: text/event-stream",
-                       "https://localhost:%d/sub/tls" % port], stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 5
-        while stats(s)["sse_subscribers"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        sse = sse_over_https(t, s, port, "tls", 4)
         eq(stats(s)["sse_subscribers"], 1, "the SSE subscriber over https")
         lp = t.spawn(["curl", "-sS", "--max-time", "5", "--cacert", cert("root.pem"), "--resolve",
                       "localhost:%d:127.0.0.1" % port, "https://localhost:%d/sub/tls" % port],
@@ -250,13 +258,7 @@ def tls_bad_clients_closed_cleanly(t):
     keeps receiving throughout."""
     with tls_server(t, tls_handshake_timeout=1) as s:
         port = tls_port(s)
-        sse = t.spawn(["curl", "-sSN", "--max-time", "6", "--cacert", cert("root.pem"),
-                       "--resolve", "localhost:%d:127.0.0.1" % port, "-H", "Accept: text/event-stream",
-                       "https://localhost:%d/sub/steady" % port], stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 5
-        while stats(s)["sse_subscribers"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        sse = sse_over_https(t, s, port, "steady", 6)
         s.publish("steady", "before")
         stalled = socket.create_connection(("127.0.0.1", port), timeout=5)
         stalled.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a ClientHello
