@@ -132,6 +132,17 @@ static uint64_t pub_period(const struct run *r, const struct lclient *c)
     return (uint64_t)(1e9 * r->sc.channels / (r->sc.publish_rate * c->nowned));
 }
 
+/* When publisher c's request k is due. Publisher j of P starts j/P of a
+ * period late, so P publishers send evenly spread in time, not all together
+ * once a period (1,000 publishers at 0.2 msg/s each would otherwise send
+ * 1,000 messages in one burst every 5 s, and measure their own queueing). */
+static uint64_t pub_due_at(const struct run *r, const struct lclient *c, uint64_t k)
+{
+    uint64_t period = pub_period(r, c);
+    uint64_t phase = (uint64_t)((double)period * c->chan / r->sc.publishers);
+    return r->t0_ns + phase + k * period;
+}
+
 static uint64_t ud(int op, uint32_t i)
 {
     return ((uint64_t)op << 32) | i;
@@ -1194,7 +1205,7 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
     size_t size = r->sc.message_size;
     char *body = e->body;
     for (;;) {
-        uint64_t due = r->t0_ns + c->k * pub_period(r, c);
+        uint64_t due = pub_due_at(r, c, c->k);
         if (due > now || due >= r->stop_ns)
             break;
         uint32_t ch = pub_chan(t, c, c->k);
@@ -1574,7 +1585,7 @@ static void *engine_main(void *arg)
         for (uint32_t i = 0; i < e->npub; i++) {
             if (e->cl[i].state != S_STREAM)
                 continue;
-            uint64_t due = r->t0_ns + e->cl[i].k * pub_period(r, &e->cl[i]);
+            uint64_t due = pub_due_at(r, &e->cl[i], e->cl[i].k);
             if ((phase == PH_WARMUP || phase == PH_MEASURE) && due > now && due - now < wait)
                 wait = due - now;
         }
