@@ -1,6 +1,8 @@
 /*
  * engine.c: one ringload thread: its io_uring, its clients (SSE, WebSocket,
  * long-poll and short-poll subscribers, publishers), its latency histogram.
+ * This file has the sockets, the ring, reconnects, the publishers and TLS;
+ * proto.c has what subscribers speak and check (engine_int.h between them).
  * Sockets are made with socket(), bound and moved into the ring's
  * direct-descriptor table, so a thread holds up to `ulimit -n` connections of
  * its own and the process' file table stays nearly empty. Receives are
@@ -25,7 +27,7 @@
  * received ciphertext is decrypted into the same byte handlers. The
  * protocol starts once the handshake is done (state S_HANDSHAKE until then).
  */
-#include "engine.h"
+#include "engine_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,93 +39,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "ring.h"
-#include "sseparse.h"
 #include "jsonmsg.h"
-#include "util.h"
+#include "sseparse.h"
 #include "ws.h"
-#include "wsdeflate.h"
-
-enum { K_SSE = LK_SSE, K_WS = LK_WS, K_LP = LK_LONGPOLL, K_POLL = LK_POLL, K_PUB = LK_N };
-enum { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_HEAD, S_STREAM, S_DEAD };
-enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
-/* Completions a thread waits for before it wakes (or 1 ms, see engine_main). */
-#define WAIT_BATCH 64
-#define CF_SENDING  1u
-#define CF_RECV     2u
-#define CF_WAITING  4u   /* poller: a request is out, its answer not read yet */
-#define CF_CLOSE_TX 8u   /* WebSocket: our close frame is queued */
-#define CF_CLOSE_RX 16u  /* WebSocket: the server's close frame came */
-#define CF_SUBBED   32u  /* subscribed (SSE, WebSocket) */
-#define CF_ANCHORED 64u  /* poller: next_seq is known */
-#define CF_SINCE    128u /* poller: last_id is known, requests carry since */
-#define CF_DEFLATE  256u /* WebSocket: permessage-deflate negotiated */
-#define CF_RESYNC   512u /* after a gap: the next message sets next_seq again */
-#define CF_HAVEID   1024u /* SSE, WebSocket: last_id holds the last id received */
-#define CF_RESUMING 2048u /* reconnected asking for what it missed (scenario resume) */
-#define HEAD_MAX    8192
-#define PLAIN_MAX   16384 /* one TLS record's plaintext */
-
-struct lclient {
-    uint8_t kind, state;
-    uint16_t flags;
-    uint8_t attempts; /* reconnects tried since the last subscription */
-    uint32_t chan; /* SSE: its channel; publisher: its index j */
-    int fd;        /* direct slot, or a descriptor without FEAT_DIRECT */
-    char *rx;      /* response head, then (publisher) answers */
-    uint32_t rxlen, rxcap;
-    char *tx;     /* bytes to send */
-    char *tx_old; /* the block a send in flight reads, after tx grew (tx_append) */
-    uint32_t txlen, txcap, txoff, txinflight;
-    struct tls_conn *tls; /* https, wss: this connection's TLS, else NULL */
-    uint64_t tls_t0;      /* when its TCP connect started */
-    /* subscribers */
-    struct sse_parser *p;
-    uint64_t baseline, next_seq, id_offset;
-    uint8_t have_offset;
-    uint8_t id_form; /* SSE: 0 none yet, 1 decimal ids, 2 "A:B" ids (see parse_id) */
-    char wskey[24]; /* WebSocket: the Sec-WebSocket-Key sent */
-    /* pollers: the last id seen, when the next short poll is due, and what the
-     * publishers had acknowledged when the last answered request was sent */
-    uint64_t last_id, next_poll, acked_req, acked_checked;
-    /* SSE, WebSocket, long poll: while dead, when to reconnect; while
-     * subscribed, with churn, when to drop (see struct due) */
-    uint64_t due;
-    /* publisher */
-    uint32_t nowned;
-    uint64_t k, answered; /* requests scheduled, answers read */
-};
-
-/* A min-heap of (time, client): a client to look at again at a time. An
- * entry goes stale when the client's own time moved on meanwhile (it died,
- * reconnected, was rescheduled); it is then skipped when it comes up. */
-struct due_ent {
-    uint64_t due;
-    uint32_t i;
-};
-struct dueheap {
-    struct due_ent *v;
-    uint32_t n, cap;
-};
-
-struct engine {
-    struct ring ring;
-    struct lclient *cl;
-    uint32_t ncl, nopened;
-    uint32_t npub;            /* the first npub clients are publishers */
-    struct dueheap polls;     /* idle short pollers, on next_poll */
-    struct dueheap dues;      /* reconnects and churn drops, on due */
-    struct wsdeflate z;       /* inflates permessage-deflate frames */
-    uint64_t rng;             /* xorshift64* state: WebSocket keys and masks, jitter */
-    int closing;              /* the run is over: closes are expected */
-    struct hist *interval;
-    uint64_t next_tick;
-    char host_hdr[300], poll_host_hdr[300];
-    char *body;        /* a message being built */
-    char *pad;         /* what fills each message after its header (see make_pad) */
-    char *plain;       /* TLS: decrypted bytes on their way to a handler */
-    _Atomic int ready; /* 1 once the ring is up, or a negative errno */
-};
 
 /* Each channel gets publish_rate / channels messages per second, so a
  * publisher owning nowned of them sends one every period. */
@@ -148,15 +66,7 @@ static uint64_t ud(int op, uint32_t i)
     return ((uint64_t)op << 32) | i;
 }
 
-#define CNT(t, f, n) atomic_fetch_add_explicit(&(t)->c.f, (n), memory_order_relaxed)
-/* A subscriber's counter, in the totals and in its kind's. */
-#define KCNT(t, cl, f, tf, n)                                                                      \
-    do {                                                                                           \
-        atomic_fetch_add_explicit(&(t)->c.kind[(cl)->kind].f, (n), memory_order_relaxed);          \
-        CNT(t, tf, n);                                                                             \
-    } while (0)
-
-static uint64_t rnd(struct engine *e)
+uint64_t eng_rnd(struct engine *e)
 {
     e->rng ^= e->rng >> 12;
     e->rng ^= e->rng << 25;
@@ -171,7 +81,7 @@ static void retry_later(struct engine_thread *t, struct engine *e, struct lclien
 
 static void tls_fail(struct engine_thread *t, struct lclient *c, int reason);
 
-static void fail_connect(struct engine_thread *t, struct lclient *c, _Atomic uint64_t *f)
+void eng_fail_connect(struct engine_thread *t, struct lclient *c, _Atomic uint64_t *f)
 {
     struct engine *e = t->priv;
     if (c->state == S_HEAD || c->state == S_STREAM)
@@ -194,7 +104,7 @@ static void fd_sqe(struct engine *e, struct io_uring_sqe *sqe, struct lclient *c
     (void)c;
 }
 
-static int append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_t n)
+int eng_append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_t n)
 {
     if (*len + n > *cap) {
         uint32_t ncap = *cap ? *cap : 1024;
@@ -215,7 +125,7 @@ static int append(char **buf, uint32_t *len, uint32_t *cap, const char *p, size_
  * read that buffer (a send that waits for room is retried from the same
  * address), so growing it then moves to a new block and keeps the old one
  * until the send completes, instead of realloc freeing it under the kernel. */
-static int tx_append(struct lclient *c, const char *p, size_t n)
+int eng_tx_append(struct lclient *c, const char *p, size_t n)
 {
     if ((c->flags & CF_SENDING) && !c->tls && !c->tx_old && c->txlen + n > c->txcap) {
         uint32_t ncap = c->txcap * 2;
@@ -229,13 +139,13 @@ static int tx_append(struct lclient *c, const char *p, size_t n)
         c->tx = b;
         c->txcap = ncap;
     }
-    return append(&c->tx, &c->txlen, &c->txcap, p, n);
+    return eng_append(&c->tx, &c->txlen, &c->txcap, p, n);
 }
 
 /* Ends c's connection: closed by the server (by_server), or given up by
  * this side (a protocol error, a churn drop). A subscriber comes back later
  * when the scenario says reconnect = on. */
-static void kill_client(struct engine_thread *t, struct lclient *c, int by_server)
+void eng_kill_client(struct engine_thread *t, struct lclient *c, int by_server)
 {
     struct engine *e = t->priv;
     if (c->state == S_DEAD)
@@ -277,7 +187,7 @@ static void tls_seal(struct engine *e, struct lclient *c, uint32_t i)
 /* Sends what c has to send, unless a send is in flight already: its tx
  * bytes, or over TLS its pending ciphertext, which stays put until
  * tls_conn_sent() has covered it. */
-static void submit_send(struct engine *e, struct lclient *c, uint32_t i)
+void eng_submit_send(struct engine *e, struct lclient *c, uint32_t i)
 {
     if ((c->flags & CF_SENDING) || c->state == S_DEAD)
         return;
@@ -302,7 +212,7 @@ static void submit_send(struct engine *e, struct lclient *c, uint32_t i)
 
 /* Arms c's multishot receive unless it is armed already (a TLS client arms
  * it for the handshake, before its protocol starts). */
-static void arm_recv(struct engine *e, struct lclient *c, uint32_t i)
+void eng_arm_recv(struct engine *e, struct lclient *c, uint32_t i)
 {
     if (c->flags & CF_RECV)
         return;
@@ -317,7 +227,7 @@ static void arm_recv(struct engine *e, struct lclient *c, uint32_t i)
 
 /* ---- reconnects and churn ---- */
 
-static int heap_push(struct dueheap *h, uint64_t due, uint32_t i)
+int eng_heap_push(struct dueheap *h, uint64_t due, uint32_t i)
 {
     if (h->n == h->cap) {
         uint32_t ncap = h->cap ? h->cap * 2 : 64;
@@ -337,7 +247,7 @@ static int heap_push(struct dueheap *h, uint64_t due, uint32_t i)
 }
 
 /* Removes and returns the earliest entry; h must not be empty. */
-static struct due_ent heap_pop(struct dueheap *h)
+struct due_ent eng_heap_pop(struct dueheap *h)
 {
     struct due_ent top = h->v[0], x = h->v[--h->n];
     uint32_t k = 0, n = h->n;
@@ -359,15 +269,15 @@ static struct due_ent heap_pop(struct dueheap *h)
 }
 
 /* When the earliest entry is due; UINT64_MAX for none. */
-static uint64_t heap_next(const struct dueheap *h)
+uint64_t eng_heap_next(const struct dueheap *h)
 {
     return h->n ? h->v[0].due : UINT64_MAX;
 }
 
 /* A uniform double in [0, 1). */
-static double unif(struct engine *e)
+double eng_unif(struct engine *e)
 {
-    return (double)(rnd(e) >> 11) * 0x1p-53;
+    return (double)(eng_rnd(e) >> 11) * 0x1p-53;
 }
 
 /* c just died: with reconnect = on, a subscriber shuts its socket down (so
@@ -387,19 +297,19 @@ static void retry_later(struct engine_thread *t, struct engine *e, struct lclien
     uint64_t base = sc->backoff_ns << (c->attempts < 6 ? c->attempts : 6);
     if (c->attempts < 255)
         c->attempts++;
-    c->due = now_ns() + (uint64_t)((double)base * (0.5 + unif(e)));
-    if (heap_push(&e->dues, c->due, i) < 0)
+    c->due = now_ns() + (uint64_t)((double)base * (0.5 + eng_unif(e)));
+    if (eng_heap_push(&e->dues, c->due, i) < 0)
         CNT(t, reconnect_failed, 1); /* out of memory: it stays down */
 }
 
-static void churn_later(struct engine_thread *t, struct engine *e, struct lclient *c, uint64_t now)
+void eng_churn_later(struct engine_thread *t, struct engine *e, struct lclient *c, uint64_t now)
 {
     uint64_t mean = t->run->sc.churn_ns;
     if (!mean)
         return;
-    double u = unif(e);
+    double u = eng_unif(e);
     c->due = now + (uint64_t)(-log(1 - u) * (double)mean); /* exponential, mean churn */
-    heap_push(&e->dues, c->due, (uint32_t)(c - e->cl));
+    eng_heap_push(&e->dues, c->due, (uint32_t)(c - e->cl));
 }
 
 static void open_client(struct engine_thread *t, struct engine *e, uint32_t i);
@@ -425,8 +335,8 @@ static void reopen(struct engine_thread *t, struct engine *e, uint32_t i)
 static void dues(struct engine_thread *t, struct engine *e, uint64_t now)
 {
     int phase = atomic_load(&t->run->phase);
-    while (heap_next(&e->dues) <= now) {
-        struct due_ent d = heap_pop(&e->dues);
+    while (eng_heap_next(&e->dues) <= now) {
+        struct due_ent d = eng_heap_pop(&e->dues);
         struct lclient *c = &e->cl[d.i];
         if (c->due != d.due)
             continue; /* stale: the client moved on */
@@ -435,13 +345,13 @@ static void dues(struct engine_thread *t, struct engine *e, uint64_t now)
         } else if (c->state == S_DEAD && !e->closing) {
             if (c->flags & (CF_SENDING | CF_RECV)) {
                 c->due = now + 1000000;
-                heap_push(&e->dues, c->due, d.i);
+                eng_heap_push(&e->dues, c->due, d.i);
             } else {
                 reopen(t, e, d.i);
             }
         } else if (c->state == S_STREAM && phase < PH_DRAIN && !e->closing) {
             CNT(t, churn_drops, 1);
-            kill_client(t, c, 0);
+            eng_kill_client(t, c, 0);
         }
     }
 }
@@ -461,18 +371,18 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
                      : c->kind == K_POLL ? r->poll_addrlen
                                          : r->sub_addrlen;
     const struct scenario_url *url = http_pub            ? &r->sc.pub_url
-                                      : c->kind == K_POLL ? &r->sc.poll_url
-                                                          : &r->sc.sub_url;
+                                     : c->kind == K_POLL ? &r->sc.poll_url
+                                                         : &r->sc.sub_url;
     c->tls_t0 = now_ns();
     tls_conn_free(c->tls); /* a reconnect's old one: nothing is in flight now */
     c->tls = NULL;
     if (url->tls && !(c->tls = tls_conn_new_client(r->tls, url->host))) {
-        fail_connect(t, c, &t->c.connect_failed);
+        eng_fail_connect(t, c, &t->c.connect_failed);
         return;
     }
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fail_connect(t, c, &t->c.connect_failed);
+        eng_fail_connect(t, c, &t->c.connect_failed);
         return;
     }
     int one = 1;
@@ -486,7 +396,7 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
         if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
             close(fd);
-            fail_connect(t, c, &t->c.connect_failed);
+            eng_fail_connect(t, c, &t->c.connect_failed);
             return;
         }
     }
@@ -494,7 +404,7 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
     if (e->ring.feat & FEAT_DIRECT) {
         if (io_uring_register_files_update(&e->ring.uring, i, &fd, 1) != 1) {
             close(fd);
-            fail_connect(t, c, &t->c.connect_failed);
+            eng_fail_connect(t, c, &t->c.connect_failed);
             return;
         }
         close(fd); /* the ring's table holds the socket now */
@@ -507,662 +417,6 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
     c->state = S_CONNECTING;
 }
 
-/* A subscriber's last id as the server wrote it: "N", or "A:B" (see
- * parse_id). */
-static void id_text(const struct lclient *c, char out[48])
-{
-    if (c->id_form == 2)
-        snprintf(out, 48, "%llu:%llu", (unsigned long long)(c->last_id >> 24),
-                 (unsigned long long)(c->last_id & 0xffffff));
-    else
-        snprintf(out, 48, "%llu", (unsigned long long)c->last_id);
-}
-
-/* A reconnecting SSE or WebSocket subscriber asks for what it missed when
- * the scenario says how (resume) and it knows where it stopped; else it
- * starts afresh and the messages it missed are counted as such. WebSocket
- * has no Last-Event-ID: it always resumes with ?since. */
-static int resuming(const struct scenario *sc, struct lclient *c)
-{
-    int yes = sc->resume != SCENARIO_RESUME_NONE && (c->flags & CF_SUBBED) &&
-              (c->flags & CF_HAVEID);
-    c->flags = (uint16_t)(yes ? c->flags | CF_RESUMING : c->flags & ~CF_RESUMING);
-    return yes;
-}
-
-/* Appends "?since=ID" (or "&since=ID") to path. */
-static void add_since(const struct lclient *c, char *path, size_t cap)
-{
-    char id[48];
-    size_t n = strlen(path);
-    id_text(c, id);
-    snprintf(path + n, cap - n, "%csince=%s", strchr(path, '?') ? '&' : '?', id);
-}
-
-static void start_sse(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i)
-{
-    const struct scenario *sc = &t->run->sc;
-    char name[160], path[1300], req[1900], last[80] = "", id[48];
-    scenario_channel_name(sc, c->chan, name, sizeof(name));
-    scenario_url_path(&sc->sub_url, name, path, sizeof(path));
-    if (resuming(sc, c)) {
-        if (sc->resume == SCENARIO_RESUME_SINCE) {
-            add_since(c, path, sizeof(path));
-        } else {
-            id_text(c, id);
-            snprintf(last, sizeof(last), "Last-Event-ID: %s\r\n", id);
-        }
-    }
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", path,
-                     e->host_hdr, last);
-    tx_append(c, req, (size_t)n);
-    c->state = S_HEAD;
-    submit_send(e, c, i);
-    arm_recv(e, c, i);
-}
-
-/* "s=SEQ t=NS ..." */
-static int parse_payload(span_t d, uint64_t *seq, uint64_t *tns)
-{
-    const char *p = d.base, *end = d.base + d.len;
-    uint64_t v[2] = {0, 0};
-    for (int f = 0; f < 2; f++) {
-        if (end - p < 3 || p[1] != '=')
-            return -1;
-        p += 2;
-        if (p == end || *p < '0' || *p > '9')
-            return -1;
-        while (p < end && *p >= '0' && *p <= '9')
-            v[f] = v[f] * 10 + (uint64_t)(*p++ - '0');
-        if (p == end || *p != ' ')
-            return -1;
-        p++;
-    }
-    *seq = v[0];
-    *tns = v[1];
-    return 0;
-}
-
-/* A server's SSE id: decimal (ringcast: 1, 2, 3, ...; returns 1, *a = it)
- * or two decimal fields "A:B" (nchan: "1700000000:0"; returns 2, B below
- * 2^24). 0 for anything else, an empty id included. */
-static int parse_id(span_t s, uint64_t *a, uint64_t *b)
-{
-    const char *p = s.base, *end = s.base + s.len;
-    uint64_t v[2] = {0, 0};
-    int f = 0;
-    for (;;) {
-        if (p == end || *p < '0' || *p > '9' || end - p > 19)
-            return 0;
-        while (p < end && *p >= '0' && *p <= '9')
-            v[f] = v[f] * 10 + (uint64_t)(*p++ - '0');
-        f++;
-        if (p == end)
-            break;
-        if (*p++ != ':' || f == 2)
-            return 0;
-    }
-    if (f == 2 && (v[1] >> 24 || v[0] >> 39))
-        return 0;
-    *a = v[0];
-    *b = v[1];
-    return f;
-}
-
-/* Checks one delivery to subscriber c: sequence seq, intended send time
- * tns, server id id. measure: its latency goes into the histograms (not for
- * short polls, whose latency is their poll interval by design). */
-static void check_seq(struct engine_thread *t, struct engine *e, struct lclient *c, uint64_t seq,
-                      uint64_t tns, uint64_t id, uint64_t now, int measure)
-{
-    KCNT(t, c, deliveries, deliveries, 1);
-    if (seq < c->baseline) {
-        CNT(t, early, 1);
-        return;
-    }
-    if (c->flags & CF_RESYNC) {
-        /* The server said messages are gone (a gap): the first one after it
-         * sets the position, and what was skipped is a signalled loss, not
-         * a silent one. Its ids may start over (a restarted server). */
-        c->flags &= ~CF_RESYNC;
-        if (seq > c->next_seq) {
-            CNT(t, gap_skipped, seq - c->next_seq);
-            c->next_seq = seq;
-        }
-        c->have_offset = 0;
-    }
-    if (seq == c->next_seq) {
-        c->next_seq++;
-    } else if (seq > c->next_seq) {
-        KCNT(t, c, lost, lost, seq - c->next_seq);
-        c->next_seq = seq + 1;
-    } else {
-        KCNT(t, c, dup, reordered, 1);
-        return;
-    }
-    if (!c->have_offset) {
-        c->id_offset = id - seq;
-        c->have_offset = 1;
-    } else if (id - seq != c->id_offset) {
-        CNT(t, id_mismatch, 1);
-    }
-    if (measure && tns >= t->run->measure_ns && now >= tns) {
-        hist_record(t->lat, now - tns);
-        hist_record(e->interval, now - tns);
-        if (t->sec[0])
-            hist_record(t->sec[atomic_load_explicit(&t->sec_done, memory_order_relaxed) & 1],
-                        now - tns);
-        CNT(t, measured, 1);
-    }
-}
-
-static void on_event(struct engine_thread *t, struct engine *e, struct lclient *c,
-                     const struct sse_event *ev, uint64_t now)
-{
-    if (span_eq(ev->type, SPAN_LIT("gap"))) {
-        CNT(t, server_gaps, 1);
-        c->flags |= CF_RESYNC;
-        return;
-    }
-    uint64_t seq, tns, id, lo;
-    if (parse_payload(ev->data, &seq, &tns) < 0) {
-        CNT(t, protocol_errors, 1);
-        return;
-    }
-    int form = parse_id(ev->id, &id, &lo);
-    if (form == 0 || (c->id_form && form != c->id_form)) {
-        CNT(t, id_mismatch, 1); /* no id, not one of the two forms, or the form changed */
-        id = seq + c->id_offset; /* nothing to step-check */
-    } else if (form == 2) {
-        /* "A:B" (nchan: the publish time in seconds and a counter within
-         * it): not in step with the sequence, but each id must be above the
-         * last one. Packed as A << 24 | B. */
-        uint64_t key = id << 24 | lo;
-        if (c->id_form && key <= c->last_id)
-            CNT(t, id_mismatch, 1);
-        c->last_id = key;
-        c->flags |= CF_HAVEID;
-        id = seq + c->id_offset; /* the step check below does not apply */
-    } else {
-        c->last_id = id;
-        c->flags |= CF_HAVEID;
-    }
-    c->id_form = (uint8_t)(form ? form : c->id_form);
-    check_seq(t, e, c, seq, tns, id, now, 1);
-}
-
-/* Subscribed (200 or 101 read): publishers announce a sequence before
- * sending it, so everything after this read reaches the server after the
- * subscription. */
-static void subscribed(struct engine_thread *t, struct lclient *c)
-{
-    struct engine *e = t->priv;
-    uint64_t next = atomic_load(&t->run->chan_sent[c->chan]) + 1;
-    if (!(c->flags & CF_SUBBED)) {
-        c->baseline = c->next_seq = next;
-        KCNT(t, c, subscribed, subscribed, 1);
-    } else if (!(c->flags & CF_RESUMING)) {
-        /* Back without asking for what it missed: that is not loss, and,
-         * like a new subscriber, it may still be sent what was announced
-         * before its answer came (early, not duplicated). */
-        if (next > c->next_seq)
-            CNT(t, missed_offline, next - c->next_seq);
-        if (next > c->next_seq)
-            c->baseline = c->next_seq = next;
-    } /* else resumed: the server sends on from the last id, next_seq stays */
-    c->attempts = 0;
-    c->state = S_STREAM;
-    c->flags |= CF_SUBBED;
-    churn_later(t, e, c, now_ns());
-}
-
-/* The status line of a response head: 1 for 200, 0 otherwise. */
-static int status_ok(const char *p, size_t n)
-{
-    return n >= 12 && (memcmp(p, "HTTP/1.1 200", 12) == 0 || memcmp(p, "HTTP/1.0 200", 12) == 0);
-}
-
-/* A publish answer: any 2xx accepts the message (ringcast answers 200;
- * nchan 201 when the channel has subscribers, 202 when it has none). */
-static int status_2xx(const char *p, size_t n)
-{
-    return n >= 12 && (memcmp(p, "HTTP/1.1 2", 10) == 0 || memcmp(p, "HTTP/1.0 2", 10) == 0) &&
-           p[10] >= '0' && p[10] <= '9' && p[11] >= '0' && p[11] <= '9';
-}
-
-/* Length of the response head in p[0..n) through its blank line, 0 if the
- * head is not complete yet. */
-static size_t head_end(const char *p, size_t n)
-{
-    const char *e = memmem(p, n, "\r\n\r\n", 4);
-    return e ? (size_t)(e - p) + 4 : 0;
-}
-
-static void sse_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, const char *p,
-                      size_t n, uint64_t now)
-{
-    if (c->state == S_HEAD) {
-        size_t old = c->rxlen;
-        if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0 || c->rxlen > HEAD_MAX) {
-            atomic_fetch_add_explicit(&t->c.protocol_errors, 1, memory_order_relaxed);
-            kill_client(t, c, 0);
-            return;
-        }
-        size_t head = head_end(c->rx, c->rxlen);
-        if (!head)
-            return;
-        if (!status_ok(c->rx, c->rxlen)) {
-            fail_connect(t, c, &t->c.bad_status);
-            return;
-        }
-        size_t skip = head - old; /* bytes of this chunk that were head */
-        p += skip;
-        n -= skip;
-        free(c->rx);
-        c->rx = NULL;
-        c->rxlen = c->rxcap = 0;
-        size_t cap = t->run->sc.message_size + 16; /* an event's data is one message */
-        c->p = malloc(sizeof(*c->p) + cap);
-        if (!c->p) {
-            kill_client(t, c, 0);
-            return;
-        }
-        sse_parse_init(c->p, (char *)(c->p + 1), cap);
-        subscribed(t, c);
-    }
-    while (n > 0) {
-        struct sse_event ev;
-        size_t used;
-        int r = sse_parse(c->p, p, n, &used, &ev);
-        if (r < 0) {
-            atomic_fetch_add_explicit(&t->c.protocol_errors, 1, memory_order_relaxed);
-            kill_client(t, c, 0);
-            return;
-        }
-        if (r == SSE_PARSE_EVENT)
-            on_event(t, e, c, &ev, now);
-        p += used;
-        n -= used;
-    }
-}
-
-/* ---- WebSocket subscribers ---- */
-
-static void b64_16(const uint8_t in[16], char out[24])
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int o = 0;
-    for (int i = 0; i < 16; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < 16)
-            v |= (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = al[v >> 18 & 63];
-        out[o++] = al[v >> 12 & 63];
-        out[o++] = i + 1 < 16 ? al[v >> 6 & 63] : '=';
-        out[o++] = i + 1 < 16 ? al[v & 63] : '=';
-    }
-}
-
-/* The value of header name in the response head h[0..n), blanks trimmed;
- * SPAN_NULL if absent. */
-static span_t head_value(const char *h, size_t n, span_t name)
-{
-    const char *end = h + n, *p = memchr(h, '\n', n);
-    while (p && p + 1 < end) {
-        const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        const char *colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon && span_eq_nocase(span_of(line, (size_t)(colon - line)), name)) {
-            const char *v = colon + 1, *ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            return span_of(v, (size_t)(ve - v));
-        }
-        p = eol;
-    }
-    return SPAN_NULL;
-}
-
-static void start_ws(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i)
-{
-    const struct scenario *sc = &t->run->sc;
-    char name[160], path[1300], req[2100];
-    uint64_t k[2] = {rnd(e), rnd(e)};
-    b64_16((const uint8_t *)k, c->wskey);
-    scenario_channel_name(sc, c->chan, name, sizeof(name));
-    scenario_url_path(&sc->sub_url, name, path, sizeof(path));
-    if (resuming(sc, c))
-        add_since(c, path, sizeof(path));
-    /* Asking for server_no_context_takeover makes every message inflate on
-     * its own (RFC 7692 7.1.1.1): no window kept per client. */
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %.24s\r\n"
-                     "Sec-WebSocket-Protocol: ringcast.json\r\n%s\r\n",
-                     path, e->host_hdr, c->wskey,
-                     sc->ws_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
-                                      "server_no_context_takeover; client_no_context_takeover\r\n"
-                                    : "");
-    tx_append(c, req, (size_t)n);
-    c->state = S_HEAD;
-    submit_send(e, c, i);
-    arm_recv(e, c, i);
-}
-
-/* Queues a masked pong (echoing payload) or close 1000, with a fresh key. */
-static void ws_control(struct engine *e, struct lclient *c, uint32_t i, int op, span_t payload)
-{
-    uint8_t out[WS_CONTROL_FRAME_MAX], mask[4];
-    uint32_t m = (uint32_t)rnd(e);
-    memcpy(mask, &m, 4);
-    ssize_t n = op == WS_OP_CLOSE ? ws_close_frame(out, WS_CLOSE_NORMAL, SPAN_NULL, mask)
-                                  : ws_pong_frame(out, payload, mask);
-    if (n > 0 && tx_append(c, (const char *)out, (size_t)n) == 0)
-        submit_send(e, c, i);
-}
-
-static void ws_frame_in(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
-                        const struct ws_frame *f, span_t pl, uint64_t now)
-{
-    if (c->flags & CF_CLOSE_RX)
-        return;
-    struct jsonmsg m;
-    uint64_t seq, tns;
-    switch (f->opcode) {
-    case WS_OP_TEXT:
-        if (!f->fin) /* ringcast sends each message as one frame */
-            break;
-        if (f->rsv1) { /* compressed: ws_parse_frame allows it only with CF_DEFLATE */
-            uint64_t max = (uint64_t)t->run->sc.message_size * 8 + 4096;
-            if (wsdeflate_inflate(&e->z, NULL, pl, max, &pl) != 0)
-                break;
-            CNT(t, ws_inflated, 1);
-        }
-        switch (jsonmsg_frame(pl, &m)) {
-        case 0:
-            CNT(t, server_gaps, 1);
-            c->flags |= CF_RESYNC;
-            return;
-        case 1:
-            if (parse_payload(m.data, &seq, &tns) == 0 && c->kind == K_PUB) {
-                /* A WebSocket publisher's own message back: the server took
-                 * it (gave it an id and handed it out): its acknowledgement. */
-                atomic_store_explicit(&t->run->chan_acked[c->chan], seq, memory_order_relaxed);
-                CNT(t, acked, 1);
-                return;
-            }
-            if (c->kind != K_PUB && parse_payload(m.data, &seq, &tns) == 0) {
-                c->last_id = m.id;
-                c->flags |= CF_HAVEID;
-                check_seq(t, e, c, seq, tns, m.id, now, 1);
-                return;
-            }
-        }
-        break;
-    case WS_OP_PING:
-        ws_control(e, c, i, WS_OP_PONG, pl);
-        CNT(t, pongs, 1);
-        return;
-    case WS_OP_PONG:
-        return;
-    case WS_OP_CLOSE:
-        c->flags |= CF_CLOSE_RX;
-        if (!(c->flags & CF_CLOSE_TX)) {
-            c->flags |= CF_CLOSE_TX;
-            ws_control(e, c, i, WS_OP_CLOSE, SPAN_NULL);
-        }
-        return;
-    }
-    CNT(t, protocol_errors, 1);
-    kill_client(t, c, 0);
-}
-
-/* Frames from p[0..n), after any partial frame held in c->rx. Whole frames
- * are read where they lie; only a partial one is copied. */
-static void ws_frames(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
-                      const char *p, size_t n, uint64_t now)
-{
-    if (c->rxlen) {
-        if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
-            kill_client(t, c, 0);
-            return;
-        }
-        p = c->rx;
-        n = c->rxlen;
-    }
-    uint64_t max = (uint64_t)t->run->sc.message_size * 8 + 4096;
-    size_t off = 0;
-    while (off < n && c->state == S_STREAM) {
-        struct ws_frame f;
-        int h = ws_parse_frame(p + off, n - off, (c->flags & CF_DEFLATE) ? WS_DEFLATE : 0, max, &f);
-        if (h == WS_INCOMPLETE)
-            break;
-        if (h < 0) {
-            CNT(t, protocol_errors, 1);
-            kill_client(t, c, 0);
-            return;
-        }
-        span_t pl = span_of(p + off + h, (size_t)f.payload_len);
-        off += (size_t)h + (size_t)f.payload_len;
-        ws_frame_in(t, e, c, i, &f, pl, now);
-    }
-    if (c->state != S_STREAM)
-        return;
-    if (p == c->rx && off == n) {
-        free(c->rx);
-        c->rx = NULL;
-        c->rxlen = c->rxcap = 0;
-    } else if (p == c->rx) {
-        memmove(c->rx, c->rx + off, n - off);
-        c->rxlen = (uint32_t)(n - off);
-    } else if (off < n && append(&c->rx, &c->rxlen, &c->rxcap, p + off, n - off) < 0) {
-        kill_client(t, c, 0);
-    }
-}
-
-static void ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
-                     const char *p, size_t n, uint64_t now)
-{
-    if (c->state == S_HEAD) {
-        size_t old = c->rxlen;
-        if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0 || c->rxlen > HEAD_MAX) {
-            fail_connect(t, c, &t->c.protocol_errors);
-            return;
-        }
-        size_t head = head_end(c->rx, c->rxlen);
-        if (!head)
-            return;
-        if (c->rxlen < 12 || memcmp(c->rx, "HTTP/1.1 101", 12) != 0) {
-            fail_connect(t, c, &t->c.bad_status);
-            return;
-        }
-        char want[WS_ACCEPT_LEN];
-        span_t acc = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Accept"));
-        span_t proto = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Protocol"));
-        span_t ext = head_value(c->rx, head, SPAN_LIT("Sec-WebSocket-Extensions"));
-        /* With ws_deflate the extension is required, with the window reset
-         * we asked for; without, a server may not impose one. */
-        int deflate = ext.len && memmem(ext.base, ext.len, "permessage-deflate", 18);
-        int fresh = ext.len && memmem(ext.base, ext.len, "server_no_context_takeover", 26);
-        if (ws_accept_key(span_of(c->wskey, sizeof(c->wskey)), want) < 0 ||
-            !span_eq(acc, span_of(want, WS_ACCEPT_LEN)) ||
-            !span_eq(proto, SPAN_LIT("ringcast.json")) ||
-            (t->run->sc.ws_deflate ? !(deflate && fresh) : ext.len != 0)) {
-            fail_connect(t, c, &t->c.protocol_errors);
-            return;
-        }
-        if (deflate)
-            c->flags |= CF_DEFLATE;
-        size_t skip = head - old;
-        p += skip;
-        n -= skip;
-        free(c->rx); /* made again only for a frame split across reads */
-        c->rx = NULL;
-        c->rxlen = c->rxcap = 0;
-        if (c->kind == K_PUB)
-            c->state = S_STREAM; /* a WebSocket publisher: ready to send */
-        else
-            subscribed(t, c);
-    }
-    ws_frames(t, e, c, i, p, n, now);
-}
-
-/* ---- long and short pollers ---- */
-
-/* The next short poll: poll_interval +- jitter_pct, uniformly. */
-static uint64_t poll_next(struct engine *e, const struct scenario *sc, uint64_t from)
-{
-    double u = (double)(rnd(e) >> 11) * 0x1p-53;
-    double f = 1 + sc->jitter_pct / 100 * (2 * u - 1);
-    return from + (uint64_t)((double)sc->poll_interval_ns * f);
-}
-
-static void poll_request(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
-                         uint64_t now)
-{
-    const struct scenario *sc = &t->run->sc;
-    char name[160], path[1200], since[48] = "", req[1700];
-    scenario_channel_name(sc, c->chan, name, sizeof(name));
-    scenario_url_path(c->kind == K_POLL ? &sc->poll_url : &sc->sub_url, name, path, sizeof(path));
-    if (c->flags & CF_SINCE)
-        snprintf(since, sizeof(since), "%csince=%llu", strchr(path, '?') ? '&' : '?',
-                 (unsigned long long)c->last_id);
-    int n = snprintf(req, sizeof(req), "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", path, since,
-                     c->kind == K_POLL ? e->poll_host_hdr : e->host_hdr);
-    /* Read before sending: what is acknowledged now is in the server's
-     * history when the request arrives, so the answer must hold it. */
-    c->acked_req = atomic_load(&t->run->chan_acked[c->chan]);
-    if (tx_append(c, req, (size_t)n) < 0) {
-        kill_client(t, c, 0);
-        return;
-    }
-    c->flags |= CF_WAITING;
-    if (c->kind == K_POLL) {
-        CNT(t, polls, 1);
-        c->next_poll = poll_next(e, sc, now);
-    }
-    submit_send(e, c, i);
-}
-
-/* One answer's messages. A short poll's first answer (no since) holds what
- * was published before: it only sets the baseline after its last message of
- * this run (a message with a sequence not yet announced is an earlier run's). */
-static void poll_answer(struct engine_thread *t, struct engine *e, struct lclient *c, span_t body,
-                        uint64_t now)
-{
-    struct jsonmsg_answer a;
-    struct jsonmsg m;
-    if (jsonmsg_answer(body, &a) < 0) {
-        CNT(t, protocol_errors, 1);
-        kill_client(t, c, 0);
-        return;
-    }
-    if (a.gap) {
-        CNT(t, server_gaps, 1);
-        c->flags |= CF_RESYNC;
-    }
-    int history = c->kind == K_POLL && !(c->flags & CF_SINCE);
-    uint64_t sent = history ? atomic_load(&t->run->chan_sent[c->chan]) : 0;
-    int r;
-    while ((r = jsonmsg_next(&a, &m)) == 1) {
-        uint64_t seq, tns;
-        if (parse_payload(m.data, &seq, &tns) < 0) {
-            CNT(t, protocol_errors, 1);
-            continue;
-        }
-        if (history) {
-            if (seq <= sent) {
-                c->baseline = c->next_seq = seq + 1;
-                c->id_offset = m.id - seq;
-                c->have_offset = 1;
-                c->flags |= CF_ANCHORED;
-            }
-            continue;
-        }
-        if (!(c->flags & CF_ANCHORED)) {
-            c->baseline = c->next_seq = seq;
-            c->flags |= CF_ANCHORED;
-        }
-        check_seq(t, e, c, seq, tns, m.id, now, c->kind == K_LP);
-    }
-    if (r < 0)
-        CNT(t, protocol_errors, 1);
-    if ((c->flags & CF_SINCE) && (c->flags & CF_ANCHORED))
-        c->acked_checked = c->acked_req;
-    if (history)
-        KCNT(t, c, subscribed, subscribed, 1);
-    c->last_id = a.last_id;
-    c->flags |= CF_SINCE;
-}
-
-/* Frames the next Content-Length response in p[0..n): 1 with its head and
- * body lengths once all of it is in, else 0. */
-static int next_response(const char *p, size_t n, size_t *head, size_t *body)
-{
-    *head = head_end(p, n);
-    if (!*head)
-        return 0;
-    *body = 0;
-    for (size_t i = 0; i + 15 <= *head; i++)
-        if ((i == 0 || p[i - 1] == '\n') && strncasecmp(p + i, "Content-Length:", 15) == 0) {
-            *body = strtoul(p + i + 15, NULL, 10);
-            break;
-        }
-    return n - *head >= *body;
-}
-
-/* Answers on a poller's keep-alive connection: Content-Length framed. */
-static void poll_bytes(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
-                       const char *p, size_t n, uint64_t now)
-{
-    if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
-        kill_client(t, c, 0);
-        return;
-    }
-    size_t off = 0;
-    while (c->state == S_STREAM) {
-        size_t head, body;
-        if (!next_response(c->rx + off, c->rxlen - off, &head, &body))
-            break;
-        if (!status_ok(c->rx + off, head)) {
-            if (c->kind == K_POLL && !(c->flags & CF_SINCE))
-                fail_connect(t, c, &t->c.bad_status);
-            else
-                CNT(t, bad_status, 1);
-            kill_client(t, c, 0);
-            return;
-        }
-        poll_answer(t, e, c, span_of(c->rx + off + head, body), now);
-        off += head + body;
-        c->flags &= ~CF_WAITING;
-        if (c->state != S_STREAM || e->closing)
-            break;
-        if (c->kind == K_LP)
-            poll_request(t, e, c, i, now);
-        else if (heap_push(&e->polls, c->next_poll, i) < 0)
-            kill_client(t, c, 0);
-    }
-    memmove(c->rx, c->rx + off, c->rxlen - off);
-    c->rxlen -= (uint32_t)off;
-}
-
-/* Sends every short poll that is due. A poller is in the heap from its
- * answer to its next request; an entry of one that died, or reconnected and
- * was queued again, is stale and skipped. */
-static void polls_due(struct engine_thread *t, struct engine *e, uint64_t now)
-{
-    while (heap_next(&e->polls) <= now) {
-        struct due_ent d = heap_pop(&e->polls);
-        struct lclient *c = &e->cl[d.i];
-        if (c->next_poll == d.due && c->state == S_STREAM && !(c->flags & CF_WAITING))
-            poll_request(t, e, c, d.i, now);
-    }
-}
-
 /* Publisher j's owned channels are j, j+P, ...: request k goes to channel
  * j + (k mod nowned) * P with sequence k / nowned + 1. */
 static uint32_t pub_chan(struct engine_thread *t, struct lclient *c, uint64_t k)
@@ -1172,16 +426,16 @@ static uint32_t pub_chan(struct engine_thread *t, struct lclient *c, uint64_t k)
 
 static void pub_answers(struct engine_thread *t, struct lclient *c, const char *p, size_t n)
 {
-    if (append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
-        kill_client(t, c, 0);
+    if (eng_append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
+        eng_kill_client(t, c, 0);
         return;
     }
     size_t off = 0;
     for (;;) {
         size_t head, body;
-        if (!next_response(c->rx + off, c->rxlen - off, &head, &body))
+        if (!proto_next_response(c->rx + off, c->rxlen - off, &head, &body))
             break;
-        int ok = status_2xx(c->rx + off, head);
+        int ok = proto_status_2xx(c->rx + off, head);
         uint64_t k = c->answered++;
         if (ok) {
             uint32_t ch = pub_chan(t, c, k);
@@ -1216,13 +470,13 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
             memcpy(body + bn, e->pad, size - (size_t)bn);
         if (r->sc.publish_ws) { /* one masked text frame on the channel's WebSocket */
             uint8_t hdr[WS_MAX_HEADER], mask[4];
-            uint32_t m = (uint32_t)rnd(e);
+            uint32_t m = (uint32_t)eng_rnd(e);
             memcpy(mask, &m, 4);
             size_t hl = ws_frame_header(hdr, WS_OP_TEXT, 1, 0, size, mask);
             ws_unmask(body, size, mask, 0); /* masking is the same XOR */
             atomic_store(&r->chan_sent[ch], seq);
-            if (tx_append(c, (const char *)hdr, hl) < 0 || tx_append(c, body, size) < 0) {
-                kill_client(t, c, 0);
+            if (eng_tx_append(c, (const char *)hdr, hl) < 0 || eng_tx_append(c, body, size) < 0) {
+                eng_kill_client(t, c, 0);
                 return;
             }
             c->k++;
@@ -1237,50 +491,50 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
                           path, e->host_hdr, size);
         /* Announce before sending: see sse_bytes. */
         atomic_store(&r->chan_sent[ch], seq);
-        if (tx_append(c, head, (size_t)hn) < 0 || tx_append(c, body, size) < 0) {
-            kill_client(t, c, 0);
+        if (eng_tx_append(c, head, (size_t)hn) < 0 || eng_tx_append(c, body, size) < 0) {
+            eng_kill_client(t, c, 0);
             return;
         }
         c->k++;
         atomic_fetch_add_explicit(&t->c.published, 1, memory_order_relaxed);
     }
-    submit_send(e, c, i);
+    eng_submit_send(e, c, i);
 }
 
 /* Connected (over TLS: the handshake is done): the kind's protocol starts. */
-static void start_protocol(struct engine_thread *t, struct engine *e, struct lclient *c,
-                           uint32_t i, uint64_t now)
+static void start_protocol(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
+                           uint64_t now)
 {
     switch (c->kind) {
     case K_SSE:
-        start_sse(t, e, c, i);
+        proto_start_sse(t, e, c, i);
         break;
     case K_WS:
-        start_ws(t, e, c, i);
+        proto_start_ws(t, e, c, i);
         break;
     case K_PUB:
         if (t->run->sc.publish_ws) {
-            start_ws(t, e, c, i); /* S_STREAM on its 101 */
+            proto_start_ws(t, e, c, i); /* S_STREAM on its 101 */
             break;
         }
         c->state = S_STREAM;
-        arm_recv(e, c, i);
+        eng_arm_recv(e, c, i);
         break;
     case K_LP: /* subscribed once asked: its first answer sets the baseline */
         c->state = S_STREAM;
-        arm_recv(e, c, i);
-        poll_request(t, e, c, i, now);
+        eng_arm_recv(e, c, i);
+        proto_poll_request(t, e, c, i, now);
         if (!c->attempts) /* else a reconnect: it asks with since as before */
             KCNT(t, c, subscribed, subscribed, 1);
         c->attempts = 0;
-        churn_later(t, e, c, now);
+        eng_churn_later(t, e, c, now);
         break;
     case K_POLL: /* the first poll now, for the baseline */
         c->state = S_STREAM;
-        arm_recv(e, c, i);
-        poll_request(t, e, c, i, now);
+        eng_arm_recv(e, c, i);
+        proto_poll_request(t, e, c, i, now);
         c->attempts = 0;
-        churn_later(t, e, c, now);
+        eng_churn_later(t, e, c, now);
         break;
     }
 }
@@ -1290,15 +544,15 @@ static void got_bytes(struct engine_thread *t, struct engine *e, struct lclient 
                       const char *b, size_t n, uint64_t now)
 {
     if (c->kind == K_SSE)
-        sse_bytes(t, e, c, b, n, now);
+        proto_sse_bytes(t, e, c, b, n, now);
     else if (c->kind == K_WS)
-        ws_bytes(t, e, c, i, b, n, now);
+        proto_ws_bytes(t, e, c, i, b, n, now);
     else if (c->kind == K_PUB && !t->run->sc.publish_ws)
         pub_answers(t, c, b, n);
     else if (c->kind == K_PUB)
-        ws_bytes(t, e, c, i, b, n, now);
+        proto_ws_bytes(t, e, c, i, b, n, now);
     else
-        poll_bytes(t, e, c, i, b, n, now);
+        proto_poll_bytes(t, e, c, i, b, n, now);
 }
 
 /* ---- TLS ---- */
@@ -1329,7 +583,7 @@ static void tls_fail(struct engine_thread *t, struct lclient *c, int reason)
                  engine_tls_reason_name(reason), d[0] ? ": " : "", d);
         t->tls_failed = 1;
     }
-    fail_connect(t, c, &t->c.connect_failed);
+    eng_fail_connect(t, c, &t->c.connect_failed);
 }
 
 /* The handshake is done: counted, timed, and the protocol starts. */
@@ -1357,13 +611,13 @@ static void tls_bytes(struct engine_thread *t, struct engine *e, struct lclient 
             tls_fail(t, c, (int)tls_conn_error(c->tls));
         } else {
             CNT(t, protocol_errors, 1);
-            kill_client(t, c, 0);
+            eng_kill_client(t, c, 0);
         }
         return;
     }
     if (c->state == S_HANDSHAKE) {
         if (tls_conn_state(c->tls) != TLS_OPEN) {
-            submit_send(e, c, i);
+            eng_submit_send(e, c, i);
             return;
         }
         tls_open(t, e, c, i, now);
@@ -1375,14 +629,14 @@ static void tls_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         return;
     if (r < 0) {
         CNT(t, protocol_errors, 1);
-        kill_client(t, c, 0);
+        eng_kill_client(t, c, 0);
         return;
     }
     if (tls_conn_state(c->tls) == TLS_PEER_CLOSED) {
-        kill_client(t, c, 1);
+        eng_kill_client(t, c, 1);
         return;
     }
-    submit_send(e, c, i);
+    eng_submit_send(e, c, i);
 }
 
 static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cqe *cqe,
@@ -1397,15 +651,15 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
     switch (op) {
     case OP_CONNECT:
         if (res < 0) {
-            fail_connect(t, c, res == -ECONNREFUSED ? &t->c.refused : &t->c.connect_failed);
+            eng_fail_connect(t, c, res == -ECONNREFUSED ? &t->c.refused : &t->c.connect_failed);
             return;
         }
         if (c->tls) { /* the ClientHello first; the protocol once it is done */
             c->state = S_HANDSHAKE;
-            arm_recv(e, c, i);
-            submit_send(e, c, i);
+            eng_arm_recv(e, c, i);
+            eng_submit_send(e, c, i);
             c->due = now + ENGINE_TLS_TIMEOUT_NS;
-            if (heap_push(&e->dues, c->due, i) < 0)
+            if (eng_heap_push(&e->dues, c->due, i) < 0)
                 tls_fail(t, c, TLS_ERR_NOMEM);
             break;
         }
@@ -1417,7 +671,7 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
         free(c->tx_old);
         c->tx_old = NULL;
         if (res < 0) {
-            kill_client(t, c, 1);
+            eng_kill_client(t, c, 1);
             return;
         }
         if (c->tls) {
@@ -1430,7 +684,7 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
                 c->txcap = 0;
             }
         }
-        submit_send(e, c, i);
+        eng_submit_send(e, c, i);
         break;
     case OP_RECV:
         if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -1444,11 +698,11 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
                 got_bytes(t, e, c, i, b, (size_t)res, now);
             ring_buf_recycle(&e->ring, bid);
         } else if (res == 0 || (res < 0 && res != -ENOBUFS)) {
-            kill_client(t, c, 1);
+            eng_kill_client(t, c, 1);
             return;
         }
         if (!(c->flags & CF_RECV) && c->state != S_DEAD)
-            arm_recv(e, c, i);
+            eng_arm_recv(e, c, i);
         break;
     }
 }
@@ -1504,7 +758,7 @@ static void goodbye(struct engine_thread *t, struct engine *e)
         if (c->kind != K_WS || c->state != S_STREAM || (c->flags & CF_CLOSE_TX))
             continue;
         c->flags |= CF_CLOSE_TX;
-        ws_control(e, c, i, WS_OP_CLOSE, SPAN_NULL);
+        proto_ws_control(e, c, i, WS_OP_CLOSE, SPAN_NULL);
         open++;
     }
     uint64_t deadline = now_ns() + 1000000000ull;
@@ -1574,7 +828,7 @@ static void *engine_main(void *arg)
             for (uint32_t i = 0; i < e->npub; i++)
                 if (e->cl[i].state == S_STREAM)
                     pub_due(t, e, &e->cl[i], i, now);
-        polls_due(t, e, now);
+        proto_polls_due(t, e, now);
         dues(t, e, now);
         tick(t, e, now);
         sec_tick(t, now);
@@ -1589,8 +843,9 @@ static void *engine_main(void *arg)
             if ((phase == PH_WARMUP || phase == PH_MEASURE) && due > now && due - now < wait)
                 wait = due - now;
         }
-        uint64_t next = heap_next(&e->polls) < heap_next(&e->dues) ? heap_next(&e->polls)
-                                                                    : heap_next(&e->dues);
+        uint64_t next = eng_heap_next(&e->polls) < eng_heap_next(&e->dues)
+                            ? eng_heap_next(&e->polls)
+                            : eng_heap_next(&e->dues);
         if (next > now && next - now < wait)
             wait = next - now;
         /* Wake for a batch of completions or within 1 ms, not for each one:
@@ -1617,10 +872,10 @@ static void *engine_main(void *arg)
 static void make_pad(char *out, size_t n)
 {
     static const char *const words[] = {
-        "id",     "user",   "name",   "value", "count", "status", "ok",      "true",
-        "false",  "null",   "price",  "time",  "room",  "text",   "message", "type",
-        "update", "delta",  "score",  "level", "item",  "list",   "data",    "event",
-        "alpha",  "bravo",  "charlie", "delta", "echo", "fox",    "golf",    "hotel"};
+        "id",     "user",  "name",    "value", "count", "status", "ok",      "true",
+        "false",  "null",  "price",   "time",  "room",  "text",   "message", "type",
+        "update", "delta", "score",   "level", "item",  "list",   "data",    "event",
+        "alpha",  "bravo", "charlie", "delta", "echo",  "fox",    "golf",    "hotel"};
     uint64_t x = 0x2545f4914f6cdd1dull;
     size_t k = 0;
     while (k < n) {
