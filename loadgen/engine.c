@@ -14,6 +14,10 @@
  * order, with a server id that moves in step. A message carries its sequence
  * and intended send time ("s=SEQ t=NS c=CHAN " padded with 'x').
  *
+ * Split runs (role = publish / subscribe, in different processes): the
+ * subscribers know what was sent from the schedule (engine_scheduled), not
+ * from a publisher of their own; see eng_announced and eng_acked.
+ *
  * Baselines: an SSE or WebSocket subscriber expects every sequence published
  * after its subscription answer (200, 101) arrived. A poller has no such
  * moment: it anchors at the first message it sees (a short poll's first
@@ -43,22 +47,135 @@
 #include "sseparse.h"
 #include "ws.h"
 
-/* Each channel gets publish_rate / channels messages per second, so a
- * publisher owning nowned of them sends one every period. */
-static uint64_t pub_period(const struct run *r, const struct lclient *c)
+/* ---- the publishing schedule ----
+ *
+ * Publisher j of P owns channels j, j+P, j+2P, ... (nowned of them) and
+ * sends its request k at t0 + phase + k * period: each channel gets
+ * publish_rate / channels messages per second, and publisher j starts j/P of
+ * a period late, so P publishers send evenly spread in time, not all together
+ * once a period (1,000 publishers at 0.2 msg/s each would otherwise send
+ * 1,000 messages in one burst every 5 s, and measure their own queueing).
+ * Requests come in rounds of nowned: round m visits each owned channel once
+ * (in turn, or in a shuffled order with publish_order = random) and gives it
+ * sequence m + 1. Everything here is a pure function of the scenario and t0,
+ * so a subscribe-only process knows what a publish-only one sends. */
+
+static uint32_t pub_owned(const struct scenario *sc, uint32_t j)
 {
-    return (uint64_t)(1e9 * r->sc.channels / (r->sc.publish_rate * c->nowned));
+    return j < sc->channels ? (sc->channels - j + sc->publishers - 1) / sc->publishers : 0;
 }
 
-/* When publisher c's request k is due. Publisher j of P starts j/P of a
- * period late, so P publishers send evenly spread in time, not all together
- * once a period (1,000 publishers at 0.2 msg/s each would otherwise send
- * 1,000 messages in one burst every 5 s, and measure their own queueing). */
-static uint64_t pub_due_at(const struct run *r, const struct lclient *c, uint64_t k)
+static uint64_t pub_period(const struct scenario *sc, uint32_t nowned)
 {
-    uint64_t period = pub_period(r, c);
-    uint64_t phase = (uint64_t)((double)period * c->chan / r->sc.publishers);
+    return (uint64_t)(1e9 * sc->channels / (sc->publish_rate * nowned));
+}
+
+/* When publisher j (owning nowned channels) has its request k due. */
+static uint64_t pub_due_at(const struct run *r, uint32_t j, uint32_t nowned, uint64_t k)
+{
+    uint64_t period = pub_period(&r->sc, nowned);
+    uint64_t phase = (uint64_t)((double)period * j / r->sc.publishers);
     return r->t0_ns + phase + k * period;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Round m's order of publisher j's n channels: position p visits owned
+ * channel (a * p + b) mod n, a coprime to n (an affine shuffle: cheap, exact,
+ * and invertible, which the schedule needs; not a uniformly random
+ * permutation, but consecutive publishes land far apart). */
+struct round_order {
+    uint64_t a, b;
+};
+
+static struct round_order pub_order(const struct scenario *sc, uint32_t j, uint32_t n, uint64_t m)
+{
+    struct round_order o = {1, 0};
+    if (sc->publish_order != SCENARIO_ORDER_RANDOM || n < 2)
+        return o;
+    uint64_t h = mix64(sc->seed ^ mix64((uint64_t)j << 32 ^ m));
+    o.a = 1 + h % (n - 1);
+    while (gcd64(o.a, n) != 1)
+        o.a = o.a + 1 < n ? o.a + 1 : 1;
+    o.b = mix64(h) % n;
+    return o;
+}
+
+/* The position of owned channel q in round order o (the inverse). */
+static uint64_t pub_position(struct round_order o, uint32_t n, uint64_t q)
+{
+    /* a^-1 mod n by the extended Euclid algorithm. */
+    int64_t t0 = 0, t1 = 1, r0 = n, r1 = (int64_t)o.a;
+    while (r1) {
+        int64_t qq = r0 / r1, tmp = t0 - qq * t1;
+        t0 = t1, t1 = tmp;
+        tmp = r0 - qq * r1;
+        r0 = r1, r1 = tmp;
+    }
+    uint64_t inv = (uint64_t)(t0 < 0 ? t0 + n : t0);
+    return inv * ((q + n - o.b) % n) % n;
+}
+
+/* The channel (run index) of publisher j's request k. */
+static uint32_t pub_chan(const struct scenario *sc, uint32_t j, uint32_t n, uint64_t k)
+{
+    struct round_order o = pub_order(sc, j, n, k / n);
+    uint64_t q = (o.a * (k % n) + o.b) % n;
+    return j + (uint32_t)q * sc->publishers;
+}
+
+uint64_t engine_scheduled(const struct run *r, uint32_t ch, uint64_t before)
+{
+    const struct scenario *sc = &r->sc;
+    if (sc->publish_rate <= 0 || sc->publishers == 0)
+        return 0;
+    uint32_t j = ch % sc->publishers, n = pub_owned(sc, j);
+    uint64_t lim = before < r->stop_ns ? before : r->stop_ns;
+    uint64_t first = pub_due_at(r, j, n, 0);
+    if (n == 0 || lim <= first)
+        return 0;
+    /* K = how many requests are due before lim: an estimate, then made exact
+     * against the very arithmetic pub_due uses. */
+    uint64_t K = (lim - first + pub_period(sc, n) - 1) / pub_period(sc, n);
+    while (K > 0 && pub_due_at(r, j, n, K - 1) >= lim)
+        K--;
+    while (pub_due_at(r, j, n, K) < lim)
+        K++;
+    uint64_t m = K / n, rem = K % n;
+    uint64_t pos = pub_position(pub_order(sc, j, n, m), n, ch / sc->publishers);
+    return m + (pos < rem);
+}
+
+uint64_t eng_announced(const struct run *r, uint32_t ch, uint64_t now)
+{
+    if (r->sc.role == SCENARIO_ROLE_SUBSCRIBE)
+        return engine_scheduled(r, ch, now + SPLIT_GRACE_NS);
+    return atomic_load(&r->chan_sent[ch]);
+}
+
+uint64_t eng_acked(const struct run *r, uint32_t ch, uint64_t now)
+{
+    if (r->sc.role == SCENARIO_ROLE_SUBSCRIBE)
+        return now ? engine_scheduled(r, ch, now - SPLIT_GRACE_NS)
+                   : engine_scheduled(r, ch, UINT64_MAX);
+    return atomic_load(&r->chan_acked[ch]);
 }
 
 static uint64_t ud(int op, uint32_t i)
@@ -417,13 +534,6 @@ static void open_client(struct engine_thread *t, struct engine *e, uint32_t i)
     c->state = S_CONNECTING;
 }
 
-/* Publisher j's owned channels are j, j+P, ...: request k goes to channel
- * j + (k mod nowned) * P with sequence k / nowned + 1. */
-static uint32_t pub_chan(struct engine_thread *t, struct lclient *c, uint64_t k)
-{
-    return c->chan + (uint32_t)(k % c->nowned) * t->run->sc.publishers;
-}
-
 static void pub_answers(struct engine_thread *t, struct lclient *c, const char *p, size_t n)
 {
     if (eng_append(&c->rx, &c->rxlen, &c->rxcap, p, n) < 0) {
@@ -438,7 +548,7 @@ static void pub_answers(struct engine_thread *t, struct lclient *c, const char *
         int ok = proto_status_2xx(c->rx + off, head);
         uint64_t k = c->answered++;
         if (ok) {
-            uint32_t ch = pub_chan(t, c, k);
+            uint32_t ch = pub_chan(&t->run->sc, c->chan, c->nowned, k);
             atomic_store_explicit(&t->run->chan_acked[ch], k / c->nowned + 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&t->c.acked, 1, memory_order_relaxed);
         } else {
@@ -459,13 +569,13 @@ static void pub_due(struct engine_thread *t, struct engine *e, struct lclient *c
     size_t size = r->sc.message_size;
     char *body = e->body;
     for (;;) {
-        uint64_t due = pub_due_at(r, c, c->k);
+        uint64_t due = pub_due_at(r, c->chan, c->nowned, c->k);
         if (due > now || due >= r->stop_ns)
             break;
-        uint32_t ch = pub_chan(t, c, c->k);
+        uint32_t ch = pub_chan(&r->sc, c->chan, c->nowned, c->k);
         uint64_t seq = c->k / c->nowned + 1;
         int bn = snprintf(body, size + 1, "s=%llu t=%llu c=%u ", (unsigned long long)seq,
-                          (unsigned long long)due, ch);
+                          (unsigned long long)(due + r->clock_off), ch);
         if ((size_t)bn < size)
             memcpy(body + bn, e->pad, size - (size_t)bn);
         if (r->sc.publish_ws) { /* one masked text frame on the channel's WebSocket */
@@ -839,7 +949,7 @@ static void *engine_main(void *arg)
         for (uint32_t i = 0; i < e->npub; i++) {
             if (e->cl[i].state != S_STREAM)
                 continue;
-            uint64_t due = pub_due_at(r, &e->cl[i], e->cl[i].k);
+            uint64_t due = pub_due_at(r, e->cl[i].chan, e->cl[i].nowned, e->cl[i].k);
             if ((phase == PH_WARMUP || phase == PH_MEASURE) && due > now && due - now < wait)
                 wait = due - now;
         }
@@ -898,6 +1008,49 @@ static void host_header(const struct scenario_url *u, char *out, size_t cap)
         snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
 }
 
+int engine_prepare(struct run *r)
+{
+    const struct scenario *sc = &r->sc;
+    if (!sc->subs_max)
+        return 0;
+    r->chan_cum = malloc(sc->channels * sizeof(*r->chan_cum));
+    if (!r->chan_cum)
+        return -ENOMEM;
+    uint64_t sum = 0, span = sc->subs_max - sc->subs_min + 1;
+    for (uint32_t c = 0; c < sc->channels; c++) {
+        sum += sc->subs_min + mix64(sc->seed * 0x9e3779b97f4a7c15ull + c) % span;
+        r->chan_cum[c] = sum;
+    }
+    return 0;
+}
+
+/* subs_per_channel: the channel of the run's subscriber g (all kinds in
+ * order: SSE, WebSocket, long poll, short poll). g is first shuffled over
+ * the subscribers (an affine permutation) so that each channel gets a mix of
+ * kinds, then channels are filled in order, each with its drawn number;
+ * subscribers beyond the draw start over at channel 0. */
+static uint32_t sub_channel(const struct run *r, uint64_t g)
+{
+    const struct scenario *sc = &r->sc;
+    uint64_t n = (uint64_t)sc->sse + sc->ws + sc->longpoll + sc->poll;
+    uint64_t a = 1 + mix64(sc->seed) % (n > 1 ? n - 1 : 1);
+    while (n > 1 && gcd64(a, n) != 1)
+        a = a + 1 < n ? a + 1 : 1;
+    uint64_t total = r->chan_cum[sc->channels - 1];
+    if (total == 0)
+        return (uint32_t)(g % sc->channels); /* subs_per_channel = 0-0 is refused; defensive */
+    uint64_t x = (uint64_t)((unsigned __int128)a * g % n) % total;
+    uint32_t lo = 0, hi = sc->channels - 1; /* the first c with chan_cum[c] > x */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->chan_cum[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 int engine_start(struct run *r, struct engine_thread *t)
 {
     struct engine *e = calloc(1, sizeof(*e));
@@ -909,10 +1062,14 @@ int engine_start(struct run *r, struct engine_thread *t)
     if (!t->lat || !e->interval)
         return -ENOMEM;
     const struct scenario *sc = &r->sc;
-    /* Publishers j = id, id + T, ...; subscribers likewise. */
+    /* Publishers j = id, id + T, ...; subscribers likewise. A split run's
+     * process has only its side (role), numbered as in the whole run. */
     uint32_t npub = 0, nsub = 0, step = (uint32_t)r->nthreads, id = (uint32_t)t->id;
-    const uint32_t nkind[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
-    for (uint32_t j = id; j < sc->publishers; j += step)
+    uint32_t nkind[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
+    uint32_t first_pub = sc->role == SCENARIO_ROLE_SUBSCRIBE ? sc->publishers : id;
+    if (sc->role == SCENARIO_ROLE_PUBLISH)
+        memset(nkind, 0, sizeof(nkind));
+    for (uint32_t j = first_pub; j < sc->publishers; j += step)
         npub++;
     for (int kd = 0; kd < LK_N; kd++)
         for (uint32_t j = id; j < nkind[kd]; j += step)
@@ -923,19 +1080,23 @@ int engine_start(struct run *r, struct engine_thread *t)
     if (!e->cl)
         return -ENOMEM;
     uint32_t k = 0;
-    for (uint32_t j = (uint32_t)t->id; j < sc->publishers; j += (uint32_t)r->nthreads, k++) {
+    for (uint32_t j = first_pub; j < sc->publishers; j += step, k++) {
         struct lclient *c = &e->cl[k];
         c->kind = K_PUB;
         c->chan = j;
-        c->nowned = j < sc->channels ? (sc->channels - j + sc->publishers - 1) / sc->publishers : 0;
+        c->nowned = pub_owned(sc, j);
     }
     uint64_t seed = sc->seed * 2654435761u + (uint64_t)t->id;
-    /* Subscribers by kind, short pollers last; each kind spread on its own. */
+    /* Subscribers by kind, short pollers last; each kind spread on its own
+     * (with subs_per_channel, all kinds together: see sub_channel). */
+    uint64_t before = 0;
     for (int kd = 0; kd < LK_N; kd++) {
         for (uint32_t j = id; j < nkind[kd]; j += step, k++) {
             struct lclient *c = &e->cl[k];
             c->kind = (uint8_t)kd;
-            if (sc->spread == SCENARIO_SPREAD_ONE) {
+            if (r->chan_cum) {
+                c->chan = sub_channel(r, before + j);
+            } else if (sc->spread == SCENARIO_SPREAD_ONE) {
                 c->chan = 0;
             } else if (sc->spread == SCENARIO_SPREAD_RANDOM) {
                 seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -944,6 +1105,7 @@ int engine_start(struct run *r, struct engine_thread *t)
                 c->chan = j % sc->channels;
             }
         }
+        before += nkind[kd];
     }
     e->rng = (seed | 1) * 0x9e3779b97f4a7c15ull;
     wsdeflate_init(&e->z);
@@ -992,13 +1154,28 @@ void engine_join(struct engine_thread *t)
 void engine_final_check(struct engine_thread *t)
 {
     struct engine *e = t->priv;
+    /* What a subscribe-only process expects (engine_scheduled) must be what
+     * the publishers sent: checked here on every run whose publishers lived
+     * to the end, so the two cannot drift apart unseen. */
+    for (uint32_t i = 0; i < e->npub; i++) {
+        const struct lclient *c = &e->cl[i];
+        if (c->state != S_STREAM)
+            continue;
+        for (uint32_t q = 0; q < c->nowned; q++) {
+            uint32_t ch = c->chan + q * t->run->sc.publishers;
+            uint64_t sent = atomic_load(&t->run->chan_sent[ch]);
+            if (sent != engine_scheduled(t->run, ch, UINT64_MAX))
+                FATAL("ringload bug: channel %u: sent %llu, the schedule says %llu", ch,
+                      (unsigned long long)sent,
+                      (unsigned long long)engine_scheduled(t->run, ch, UINT64_MAX));
+        }
+    }
     for (uint32_t i = e->npub; i < e->ncl; i++) {
         struct lclient *c = &e->cl[i];
         /* Pushed kinds (SSE, WebSocket, long poll) have had the drain to get
          * everything acknowledged; a short poller what its last answered
          * request could see. */
-        uint64_t acked =
-            c->kind == K_POLL ? c->acked_checked : atomic_load(&t->run->chan_acked[c->chan]);
+        uint64_t acked = c->kind == K_POLL ? c->acked_checked : eng_acked(t->run, c->chan, 0);
         if (!(c->flags & (CF_SUBBED | CF_ANCHORED)))
             continue; /* never subscribed, or a poller that never saw a message */
         if (acked < c->next_seq)

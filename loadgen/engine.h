@@ -78,7 +78,7 @@ struct engine_counts {
     _Atomic uint64_t ws_inflated; /* permessage-deflate frames inflated */
     struct engine_tls_counts tls[ENGINE_TLS_KINDS];
     _Atomic uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
-    _Atomic uint64_t p99_ns; /* of the last second, this thread */
+    _Atomic uint64_t p99_ns;                         /* of the last second, this thread */
 };
 
 struct engine_thread;
@@ -93,6 +93,12 @@ struct run {
     uint64_t t0_ns;      /* publishing starts (warmup begins) */
     uint64_t measure_ns; /* intended send times from here on are measured */
     uint64_t stop_ns;    /* no message is scheduled at or after this */
+    /* What messages' send times add to CLOCK_MONOTONIC: 0, or (clock =
+     * realtime) CLOCK_REALTIME - CLOCK_MONOTONIC as sampled at the start. */
+    uint64_t clock_off;
+    /* subs_per_channel: subscribers on channels 0 .. c - 1, for c = 1 ..
+     * channels (NULL without; see engine_prepare). */
+    uint64_t *chan_cum;
     /* Per channel: the last sequence a publisher sent, and the last one the
      * server acknowledged (answers come in order on a connection). */
     _Atomic uint64_t *chan_sent, *chan_acked;
@@ -133,6 +139,16 @@ struct engine_thread {
             s_ += atomic_load_explicit(&(r)->threads[i_].c.field, memory_order_relaxed);           \
         s_;                                                                                        \
     })
+
+/* Before the threads start: what the run's threads share about the
+ * scenario (the subscribers per channel of subs_per_channel). 0 or
+ * -ENOMEM. */
+int engine_prepare(struct run *r);
+
+/* The last sequence the schedule puts on channel ch before time `before`
+ * (CLOCK_MONOTONIC ns; none at or after stop_ns): what a publisher sends,
+ * whichever process it runs in. 0 for none. */
+uint64_t engine_scheduled(const struct run *r, uint32_t ch, uint64_t before);
 
 /* Creates thread t's engine and starts it. 0 or a negative errno. */
 int engine_start(struct run *r, struct engine_thread *t);

@@ -105,6 +105,24 @@ struct engine {
 
 /* ---- engine.c ---- */
 
+/* A subscribe-only process (role = subscribe) has no publisher of its own
+ * to tell it what was sent and acknowledged; it reads the schedule instead
+ * (engine_scheduled), allowing this much for the publishing process' clock,
+ * its lateness and the server's latency: a subscriber owes nothing due
+ * within this long before its subscription, and a short poll must hold what
+ * was due this long before it was asked. */
+#define SPLIT_GRACE_NS 1000000000ull
+
+/* The last sequence on channel ch that reached the server before now, as
+ * far as a subscriber can know: announced by this process' publisher, or in
+ * a subscribe-only process what the schedule had due by now + grace. */
+uint64_t eng_announced(const struct run *r, uint32_t ch, uint64_t now);
+/* The last sequence on channel ch the server has acknowledged by now:
+ * this process' publisher's answers, or in a subscribe-only process what the
+ * schedule had due by now - grace (0 at the end of the run: everything
+ * scheduled; see engine_final_check). */
+uint64_t eng_acked(const struct run *r, uint32_t ch, uint64_t now);
+
 /* A failure before a client got going: counted in f (connect_failed,
  * refused, bad_status, protocol_errors) and, for a subscriber, in its kind's
  * connect_failed; a reconnect that failed is tried again later. */

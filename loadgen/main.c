@@ -177,7 +177,7 @@ static int machine_ticks(uint64_t *busy, uint64_t *total)
 
 static const char *phase_name[] = {"connect", "warmup", "measure", "drain", "done"};
 
-static void progress(struct run *r, const char *tag, double t, uint64_t *last_pub,
+static void progress(struct run *r, const char *tag, double t, uint64_t want, uint64_t *last_pub,
                      uint64_t *last_del)
 {
     uint64_t pub = SUM(r, published), del = SUM(r, deliveries), p99 = 0;
@@ -186,11 +186,10 @@ static void progress(struct run *r, const char *tag, double t, uint64_t *last_pu
         p99 = v > p99 ? v : p99;
     }
     fprintf(stderr,
-            "%s[%6.1fs] %-7s conns %llu/%u subscribed %llu pub %llu/s deliv %llu/s p99 %.2fms "
+            "%s[%6.1fs] %-7s conns %llu/%llu subscribed %llu pub %llu/s deliv %llu/s p99 %.2fms "
             "lost %llu dup/reord %llu errors %llu\n",
             tag, t, phase_name[atomic_load(&r->phase)],
-            (unsigned long long)(SUM(r, connected) - SUM(r, ended)),
-            r->sc.sse + r->sc.ws + r->sc.longpoll + r->sc.poll + r->sc.publishers,
+            (unsigned long long)(SUM(r, connected) - SUM(r, ended)), (unsigned long long)want,
             (unsigned long long)SUM(r, subscribed), (unsigned long long)(pub - *last_pub),
             (unsigned long long)(del - *last_del), (double)p99 / 1e6,
             (unsigned long long)SUM(r, lost), (unsigned long long)SUM(r, reordered),
@@ -317,6 +316,34 @@ static void seconds_collect(struct run *r, struct hdr_seconds *hs, int final, ui
 
 /* Starts the threads and steps the phases until the run is over. Fills smp
  * with what it sampled; *no_conn when no connection succeeded. */
+/* clock = realtime: the offset from CLOCK_MONOTONIC to CLOCK_REALTIME that
+ * send times carry. start_at: the schedule is fixed now, on this process'
+ * monotonic clock (and checked not to be over already). -1 with a message
+ * if start_at is past. */
+static int start_clock(struct run *r)
+{
+    const struct scenario *sc = &r->sc;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    uint64_t mono = now_ns(), real = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
+    if (sc->clock == SCENARIO_CLOCK_REALTIME)
+        r->clock_off = real - mono;
+    if (sc->start_at < 0)
+        return 0;
+    double ahead = sc->start_at - (double)real / 1e9;
+    if (ahead < 0) {
+        fprintf(stderr,
+                "ringload: start_at %.3f was %.1f s ago: give a time far enough ahead for every "
+                "process to start and connect (e.g. --start-at $(( $(date +%%s) + 20 )))\n",
+                sc->start_at, -ahead);
+        return -1;
+    }
+    r->t0_ns = mono + (uint64_t)(ahead * 1e9);
+    r->measure_ns = r->t0_ns + sc->warmup_ns;
+    r->stop_ns = r->measure_ns + sc->duration_ns;
+    return 0;
+}
+
 static void phases(struct run *r, const struct opts *o, struct result_samples *smp,
                    double *measure_epoch, int *no_conn, struct hdr_seconds *hs)
 {
@@ -325,6 +352,11 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
     /* Publishers that own no channel, or have nothing to publish, never connect. */
     uint32_t npubs =
         sc->publish_rate > 0 ? (sc->publishers < sc->channels ? sc->publishers : sc->channels) : 0;
+    if (sc->role == SCENARIO_ROLE_PUBLISH)
+        nsubs = 0;
+    if (sc->role == SCENARIO_ROLE_SUBSCRIBE)
+        npubs = 0;
+    int waiting = 0; /* connected, waiting for start_at */
     uint64_t want = nsubs + npubs, last_pub = 0, last_del = 0;
     uint64_t drain_seen = 0, drain_quiet_since = 0;
     uint64_t start = now_ns(), next_print = start + 1000000000ull;
@@ -340,7 +372,10 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
             atomic_store(&r->phase, PH_DONE);
             break;
         }
-        if (phase == PH_CONNECT) {
+        if (phase == PH_CONNECT && waiting) {
+            if (now >= r->t0_ns)
+                atomic_store(&r->phase, PH_WARMUP);
+        } else if (phase == PH_CONNECT) {
             uint64_t done = SUM(r, connected);
             uint64_t failed = SUM(r, refused) + SUM(r, connect_failed) + SUM(r, bad_status);
             int all = SUM(r, subscribed) >= nsubs && SUM(r, connected) >= want;
@@ -358,10 +393,25 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
                 usleep(300000); /* let the last subscriptions settle before measuring RSS */
                 smp->server_rss_after_ramp_kb = o->server_pid ? rss_kb(o->server_pid) : -1;
                 smp->own_rss_after_ramp_kb = rss_kb(getpid());
-                r->t0_ns = now_ns();
-                r->measure_ns = r->t0_ns + sc->warmup_ns;
-                r->stop_ns = r->measure_ns + sc->duration_ns;
-                atomic_store(&r->phase, PH_WARMUP);
+                if (sc->start_at < 0) {
+                    r->t0_ns = now_ns();
+                    r->measure_ns = r->t0_ns + sc->warmup_ns;
+                    r->stop_ns = r->measure_ns + sc->duration_ns;
+                    atomic_store(&r->phase, PH_WARMUP);
+                } else if (now_ns() > r->t0_ns) {
+                    /* Publishing began without some of this process' clients:
+                     * a split run's check would be wrong from the start. */
+                    fprintf(stderr,
+                            "ringload: %sstart_at passed %.1f s before connecting ended (%llu of "
+                            "%llu connected): give it more time\n",
+                            o->tag, (double)(now_ns() - r->t0_ns) / 1e9,
+                            (unsigned long long)SUM(r, connected), (unsigned long long)want);
+                    *no_conn = 1;
+                    atomic_store(&r->phase, PH_DONE);
+                    break;
+                } else {
+                    waiting = 1;
+                }
             }
         } else if (SUM(r, closed_by_server) >= SUM(r, connected) && SUM(r, connected)) {
             fprintf(stderr, "ringload: %sthe server closed every connection\n", o->tag);
@@ -402,7 +452,7 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
             seconds_collect(r, hs, 0, 0);
         if (now >= next_print) {
             next_print += 1000000000ull;
-            progress(r, o->tag, (double)(now - start) / 1e9, &last_pub, &last_del);
+            progress(r, o->tag, (double)(now - start) / 1e9, want, &last_pub, &last_del);
         }
     }
     smp->wall_s = (double)(now_ns() - start) / 1e9;
@@ -469,8 +519,8 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
         (sc->poll && probe(&r->poll_addr, r->poll_addrlen, sc->poll_url.text) < 0))
         return RESULT_INPUT;
     if (sc->sub_url.tls || sc->pub_url.tls || sc->poll_url.tls) {
-        r->tls = tls_client_new(sc->tls_ca[0] ? sc->tls_ca : NULL, sc->tls_insecure, err,
-                                sizeof(err));
+        r->tls =
+            tls_client_new(sc->tls_ca[0] ? sc->tls_ca : NULL, sc->tls_insecure, err, sizeof(err));
         if (!r->tls) {
             fprintf(stderr, "ringload: --tls-ca %s: %s\n", sc->tls_ca[0] ? sc->tls_ca : "(system)",
                     err);
@@ -482,10 +532,12 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
     r->threads = calloc((size_t)r->nthreads, sizeof(*r->threads));
     r->chan_sent = calloc(sc->channels, sizeof(*r->chan_sent));
     r->chan_acked = calloc(sc->channels, sizeof(*r->chan_acked));
-    if (!r->threads || !r->chan_sent || !r->chan_acked) {
+    if (!r->threads || !r->chan_sent || !r->chan_acked || engine_prepare(r) < 0) {
         fprintf(stderr, "ringload: out of memory for %u channels\n", sc->channels);
         return RESULT_INPUT;
     }
+    if (start_clock(r) < 0)
+        return RESULT_INPUT;
     struct result_samples smp = {
         .server_pid = o->server_pid,
         .cpus = ncpu,
@@ -536,6 +588,7 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
     free(r->threads);
     free((void *)r->chan_sent);
     free((void *)r->chan_acked);
+    free(r->chan_cum);
     return rc < 0 ? RESULT_INPUT : 0;
 }
 
@@ -645,6 +698,8 @@ static int run_procs(const struct scenario *full, const struct opts *o, struct r
     /* Connecting, warm-up, measurement, the longest drain, and some slack. */
     double limit =
         o->connect_timeout + 0.5 + (double)(full->warmup_ns + full->duration_ns) / 1e9 + 5 + 30;
+    if (full->start_at > epoch_s()) /* connected early, the children wait for it */
+        limit += full->start_at - epoch_s();
     uint64_t deadline = now_ns() + (uint64_t)(limit * 1e9);
     int running = (int)n, worst = RESULT_OK;
     while (running && !interrupted && now_ns() < deadline) {
@@ -972,8 +1027,8 @@ int main(int argc, char **argv)
     struct hdr_seconds hs = {0};
     if (full.hdr_log[0] && full.procs <= 1 && !(hs.sum = hist_new()))
         hs.failed = 1;
-    int status = full.procs > 1 ? run_procs(&full, &o, &res, &epoch)
-                                : run_one(&full, &o, &res, &epoch, &hs);
+    int status =
+        full.procs > 1 ? run_procs(&full, &o, &res, &epoch) : run_one(&full, &o, &res, &epoch, &hs);
     if (res.merged || status == RESULT_OK) /* else nothing ran to the end: nothing to report */
         status = finish(&full, &res, epoch, status, &hs);
     result_free(&res);

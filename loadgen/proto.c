@@ -160,6 +160,10 @@ static void check_seq(struct engine_thread *t, struct engine *e, struct lclient 
     } else if (id - seq != c->id_offset) {
         CNT(t, id_mismatch, 1);
     }
+    /* The send time on this process' monotonic clock (clock = realtime: a
+     * stamp from a box whose clock is behind can come out in the future;
+     * such a delivery is checked but not measured). */
+    tns = tns >= t->run->clock_off ? tns - t->run->clock_off : 0;
     if (measure && tns >= t->run->measure_ns && now >= tns) {
         hist_record(t->lat, now - tns);
         hist_record(e->interval, now - tns);
@@ -207,11 +211,12 @@ static void on_event(struct engine_thread *t, struct engine *e, struct lclient *
 
 /* Subscribed (200 or 101 read): publishers announce a sequence before
  * sending it, so everything after this read reaches the server after the
- * subscription. */
+ * subscription (a subscribe-only process: see eng_announced). */
 static void subscribed(struct engine_thread *t, struct lclient *c)
 {
     struct engine *e = t->priv;
-    uint64_t next = atomic_load(&t->run->chan_sent[c->chan]) + 1;
+    uint64_t now = now_ns();
+    uint64_t next = eng_announced(t->run, c->chan, now) + 1;
     if (!(c->flags & CF_SUBBED)) {
         c->baseline = c->next_seq = next;
         KCNT(t, c, subscribed, subscribed, 1);
@@ -227,7 +232,7 @@ static void subscribed(struct engine_thread *t, struct lclient *c)
     c->attempts = 0;
     c->state = S_STREAM;
     c->flags |= CF_SUBBED;
-    eng_churn_later(t, e, c, now_ns());
+    eng_churn_later(t, e, c, now);
 }
 
 /* The status line of a response head: 1 for 200, 0 otherwise. */
@@ -548,7 +553,7 @@ void proto_poll_request(struct engine_thread *t, struct engine *e, struct lclien
                      c->kind == K_POLL ? e->poll_host_hdr : e->host_hdr);
     /* Read before sending: what is acknowledged now is in the server's
      * history when the request arrives, so the answer must hold it. */
-    c->acked_req = atomic_load(&t->run->chan_acked[c->chan]);
+    c->acked_req = eng_acked(t->run, c->chan, now);
     if (eng_tx_append(c, req, (size_t)n) < 0) {
         eng_kill_client(t, c, 0);
         return;
@@ -579,7 +584,7 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
         c->flags |= CF_RESYNC;
     }
     int history = c->kind == K_POLL && !(c->flags & CF_SINCE);
-    uint64_t sent = history ? atomic_load(&t->run->chan_sent[c->chan]) : 0;
+    uint64_t sent = history ? eng_announced(t->run, c->chan, now) : 0;
     int r;
     while ((r = jsonmsg_next(&a, &m)) == 1) {
         uint64_t seq, tns;

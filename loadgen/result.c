@@ -141,7 +141,12 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
 
     uint32_t npubs =
         sc->publish_rate > 0 ? (sc->publishers < sc->channels ? sc->publishers : sc->channels) : 0;
-    res->clients = (uint64_t)sc->sse + sc->ws + sc->longpoll + sc->poll + npubs;
+    /* A split run's process has only its side's clients (role). */
+    const uint32_t kwant[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
+    uint64_t nsubs = (uint64_t)kwant[0] + kwant[1] + kwant[2] + kwant[3];
+    int subs_here = sc->role != SCENARIO_ROLE_PUBLISH,
+        pubs_here = sc->role != SCENARIO_ROLE_SUBSCRIBE;
+    res->clients = (subs_here ? nsubs : 0) + (pubs_here ? npubs : 0);
     res->connected = SUM(r, connected);
     res->subscribers = SUM(r, subscribed);
     res->published = SUM(r, published);
@@ -158,10 +163,9 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
     res->bad_status = SUM(r, bad_status);
     res->protocol = SUM(r, protocol_errors);
     res->closed_by_server = SUM(r, closed_by_server);
-    const uint32_t kwant[LK_N] = {sc->sse, sc->ws, sc->longpoll, sc->poll};
     for (int k = 0; k < LK_N; k++) {
         struct result_kind *rk = &res->kinds[k];
-        rk->clients = kwant[k];
+        rk->clients = subs_here ? kwant[k] : 0;
         rk->connect_failed = SUM(r, kind[k].connect_failed);
         rk->subscribed = SUM(r, kind[k].subscribed);
         rk->deliveries = SUM(r, kind[k].deliveries);
@@ -189,7 +193,10 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
     }
     for (int k = 0; k < ENGINE_TLS_REASONS; k++)
         res->tls_errors[k] = SUM(r, tls_errors[k]);
-    res->silent_publishers = sc->publish_rate > 0 && sc->publishers > 0 && res->published == 0;
+    /* Publishers that never got going; for a subscribe-only process, a
+     * publishing process whose messages never came. */
+    res->silent_publishers = sc->publish_rate > 0 && sc->publishers > 0 &&
+                             (pubs_here ? res->published == 0 : res->deliveries == 0);
     res->wall_s = smp->wall_s;
     res->polls_per_s = smp->wall_s > 0 ? (double)res->polls / smp->wall_s : 0;
     for (int i = 0; i < r->nthreads; i++)
@@ -239,8 +246,11 @@ void result_judge(struct result *res)
                    "with deliveries still coming (the server is behind: late, not known lost)",
                    (unsigned long long)res->undelivered);
     if (res->silent_publishers)
-        add_reason(res, "nothing was published: the publishers never got going (closed by the "
-                        "server?)");
+        add_reason(res, res->published || res->deliveries
+                            ? "nothing was published: the publishers never got going (closed by "
+                              "the server?)"
+                            : "nothing was published, or (role = subscribe) nothing came from "
+                              "the publishing process (not started? another start_at?)");
     uint64_t want = 0;
     for (int k = 0; k < LK_N; k++)
         want += res->kinds[k].clients;
@@ -451,14 +461,13 @@ static json_t *tls_json(const struct result *res)
     json_t *kinds = json_object(), *errors = json_object();
     for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
         const struct result_tls *rt = &res->tls[k];
-        json_t *ms = json_pack("{s:o,s:o,s:o,s:o,s:I}", "mean", jreal(hist_mean(rt->lat) / 1e6),
-                               "p50", jreal(pct_ms(rt->lat, 0.5)), "p99",
-                               jreal(pct_ms(rt->lat, 0.99)), "max",
-                               jreal((double)hist_max(rt->lat) / 1e6), "count",
-                               (json_int_t)hist_count(rt->lat));
+        json_t *ms = json_pack(
+            "{s:o,s:o,s:o,s:o,s:I}", "mean", jreal(hist_mean(rt->lat) / 1e6), "p50",
+            jreal(pct_ms(rt->lat, 0.5)), "p99", jreal(pct_ms(rt->lat, 0.99)), "max",
+            jreal((double)hist_max(rt->lat) / 1e6), "count", (json_int_t)hist_count(rt->lat));
         json_t *ko = json_pack("{s:I,s:I,s:I,s:o}", "handshakes", (json_int_t)rt->handshakes,
-                               "failed", (json_int_t)rt->failed, "resumed",
-                               (json_int_t)rt->resumed, "handshake_ms", ms);
+                               "failed", (json_int_t)rt->failed, "resumed", (json_int_t)rt->resumed,
+                               "handshake_ms", ms);
         json_t *h = hist_json(rt->lat);
         if (h)
             json_object_set_new(ko, "histogram", h);

@@ -86,8 +86,8 @@ struct result {
     uint64_t reconnects, reconnect_failed, churn_drops, missed_offline, gap_skipped, ws_inflated;
     struct result_tls tls[ENGINE_TLS_KINDS];
     uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
-    int silent_publishers; /* the scenario publishes, yet nothing was published */
-    uint64_t undelivered;  /* late at the end of a cut-off drain (engine.h) */
+    int silent_publishers;                   /* the scenario publishes, yet nothing was published */
+    uint64_t undelivered;                    /* late at the end of a cut-off drain (engine.h) */
     /* Measured window: deliveries and publishes between its start and end. */
     double window_s, duration_s;
     double measure_epoch_s; /* wall-clock start of the window (0 unknown), for hdr_log */

@@ -31,6 +31,7 @@ enum scenario_type {
     SC_FILE,     /* char[SCENARIO_PATH_MAX] */
     SC_NAME,     /* char[SCENARIO_PREFIX_MAX + 1], channel-name alphabet */
     SC_SHARD,    /* shard_index, shard_count: "I/N" */
+    SC_RANGE,    /* subs_min, subs_max: "A-B", or empty (subs_max = 0) */
 };
 
 enum { URL_ANY = 0, URL_HTTP_ONLY = 1 };
@@ -52,6 +53,9 @@ static const char *const spread_names[] = {"round-robin", "random", "one", NULL}
 static const char *const resume_names[] = {"none", "last-event-id", "since", NULL};
 static const char *const onoff_names[] = {"off", "on", NULL};
 static const char *const via_names[] = {"http", "ws", NULL};
+static const char *const order_names[] = {"sequential", "random", NULL};
+static const char *const role_names[] = {"both", "publish", "subscribe", NULL};
+static const char *const clock_names[] = {"monotonic", "realtime", NULL};
 
 #define NS_MS  UINT64_C(1000000)
 #define NS_S   UINT64_C(1000000000)
@@ -110,6 +114,11 @@ static const struct scenario_key keys[] = {
      .example = "news"},
     ENUM("spread", spread, spread_names, "round-robin",
          "how subscribers pick a channel: round-robin, random or one"),
+    {.doc = {"subs_per_channel", "range", "",
+             "A-B: each channel gets A to B subscribers, drawn uniformly (empty: spread)"},
+     .type = SC_RANGE,
+     FIELD(subs_min),
+     .example = "1-10"},
     REAL("ramp", ramp, MAXCLI, "1000", "connections per second", "500",
          "new connections per second while connecting; 0 = all at once"),
     DURATION("poll_interval", poll_interval_ns, NS_MS, NS_H, NS_MS, "1s", "250ms",
@@ -144,6 +153,21 @@ static const struct scenario_key keys[] = {
          "on: WebSocket subscribers offer permessage-deflate and require it"),
     ENUM("publish_via", publish_ws, via_names, "http",
          "http: POST to pub_url; ws: a WebSocket per publisher, its echo is the ack"),
+    ENUM("publish_order", publish_order, order_names, "sequential",
+         "which of its channels a publisher sends to next: sequential or random"),
+    ENUM("role", role, role_names, "both",
+         "this process runs both sides, only the publishers or only the subscribers"),
+    ENUM("clock", clock, clock_names, "monotonic",
+         "send times in messages: monotonic (one box) or realtime (synchronized boxes)"),
+    {.doc = {"start_at", "time", "",
+             "when publishing starts, in Unix seconds (empty: once connected)"},
+     .type = SC_REAL,
+     FIELD(start_at),
+     .lo = 0,
+     .hi = 1e11,
+     .noun = "Unix time in seconds",
+     .example = "1795000000.5",
+     .optional = 1},
     FILEKEY("tls_ca", tls_ca,
             "CA certificates (PEM) that https and wss servers must chain to (empty: the "
             "system's)"),
@@ -696,6 +720,30 @@ static int sc_apply(struct scenario *s, const struct scenario_key *k, const char
         s->src_last = t.src_last;
         return 0;
     }
+    case SC_RANGE: {
+        uint64_t a, b;
+        const char *dash = strchr(v, '-');
+        char first[32];
+        if (v[0] == 0) {
+            s->subs_min = s->subs_max = 0;
+            return 0;
+        }
+        if (dash && (size_t)(dash - v) < sizeof(first)) {
+            memcpy(first, v, (size_t)(dash - v));
+            first[dash - v] = 0;
+            if (sc_parse_count(first, &a) == 0 && sc_parse_count(dash + 1, &b) == 0 && a <= b &&
+                b >= 1 && b <= 1000000) {
+                s->subs_min = (uint32_t)a;
+                s->subs_max = (uint32_t)b;
+                return 0;
+            }
+        }
+        sc_err(err, errlen,
+               "expected A-B, subscribers per channel from A to B (0 <= A <= B, 1 <= B <= "
+               "1000000), or nothing (e.g. %s)",
+               k->example);
+        return -EINVAL;
+    }
     case SC_SHARD: {
         uint64_t a, b;
         const char *slash = strchr(v, '/');
@@ -979,6 +1027,24 @@ int scenario_check(const struct scenario *s, char *err, size_t errlen)
         sc_err(err, errlen, "churn needs reconnect = on: a subscriber that drops must come back");
         return -EINVAL;
     }
+    if (s->role != SCENARIO_ROLE_BOTH && s->start_at < 0) {
+        sc_err(err, errlen,
+               "role = %s needs start_at (Unix seconds, the same in every process of the run): "
+               "the subscribers know what to expect only from the publishers' schedule "
+               "(e.g. start_at = $(( $(date +%%s) + 10 )))",
+               role_names[s->role]);
+        return -EINVAL;
+    }
+    if (s->role == SCENARIO_ROLE_SUBSCRIBE && s->publish_ws) {
+        sc_err(err, errlen,
+               "role = subscribe with publish_via = ws: a WebSocket publisher's echo is its "
+               "acknowledgement, so it must run with its subscribers (role = both)");
+        return -EINVAL;
+    }
+    if (s->role == SCENARIO_ROLE_PUBLISH && s->publish_rate <= 0) {
+        sc_err(err, errlen, "role = publish with publish_rate = 0: nothing to do");
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -1016,6 +1082,11 @@ size_t scenario_format(const struct scenario *s, char *out, size_t cap)
             break;
         case SC_SHARD:
             snprintf(v, sizeof(v), "%u/%u", s->shard_index, s->shard_count);
+            break;
+        case SC_RANGE:
+            v[0] = 0;
+            if (s->subs_max)
+                snprintf(v, sizeof(v), "%u-%u", s->subs_min, s->subs_max);
             break;
         case SC_DURATION:
             memcpy(&u, field, sizeof(u));

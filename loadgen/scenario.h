@@ -35,6 +35,12 @@
  *                                                            round-robin (client i takes channel
  *                                                            i mod channels), random (uniform,
  *                                                            from seed), one (all on channel 0)
+ * subs_per_channel range     (empty: spread decides)         A-B: channel c gets A to B
+ *                                                            subscribers (uniform, from seed);
+ *                                                            subscribers fill channels 0, 1, ...
+ *                                                            in turn (kinds mixed), starting
+ *                                                            over at 0 if they outnumber the
+ *                                                            draw; later channels may get none
  * ramp           rate        1000                            new connections per second while
  *                                                            connecting; 0 = all at once
  *                                                            (0..10000000)
@@ -71,6 +77,11 @@
  *                                                            (needs reconnect = on) (0..24h)
  * ws_deflate     enum        off                             on: WebSocket subscribers offer
  *                                                            permessage-deflate and require it
+ * publish_order enum        sequential                      sequential: a publisher sends to
+ *                                                            its channels in turn; random: each
+ *                                                            round visits every one of them once
+ *                                                            in a shuffled order (per round, from
+ *                                                            seed)
  * publish_via    enum        http                            http: POST to pub_url; ws: each
  *                                                            publisher sends on a WebSocket to
  *                                                            its channel's sub_url, and its own
@@ -78,6 +89,17 @@
  *                                                            (one channel per publisher: needs
  *                                                            publishers >= channels; no short
  *                                                            pollers, see scenario_check)
+ * role           enum        both                            both; publish: only the publishers;
+ *                                                            subscribe: only the subscribers
+ *                                                            (they check against the publishers'
+ *                                                            schedule, see engine.c); needs
+ *                                                            start_at
+ * clock          enum        monotonic                       send times written into messages:
+ *                                                            monotonic (one box) or realtime
+ *                                                            (boxes with synchronized clocks)
+ * start_at       time        (empty: once connected)         when message 1 is due, Unix seconds
+ *                                                            (fraction allowed); the same in
+ *                                                            every process of a split run
  * tls_ca         file        (empty: the system's CAs)       CA certificates (PEM) that https
  *                                                            and wss servers must chain to
  * tls_insecure   enum        off                             on: skip certificate verification
@@ -123,6 +145,9 @@
 enum scenario_spread { SCENARIO_SPREAD_ROUND_ROBIN, SCENARIO_SPREAD_RANDOM, SCENARIO_SPREAD_ONE };
 enum scenario_resume { SCENARIO_RESUME_NONE, SCENARIO_RESUME_LAST_EVENT_ID, SCENARIO_RESUME_SINCE };
 enum scenario_scheme { SCENARIO_HTTP, SCENARIO_HTTPS, SCENARIO_WS, SCENARIO_WSS };
+enum scenario_order { SCENARIO_ORDER_SEQUENTIAL, SCENARIO_ORDER_RANDOM };
+enum scenario_role { SCENARIO_ROLE_BOTH, SCENARIO_ROLE_PUBLISH, SCENARIO_ROLE_SUBSCRIBE };
+enum scenario_clock { SCENARIO_CLOCK_MONOTONIC, SCENARIO_CLOCK_REALTIME };
 
 struct scenario_url {
     char text[SCENARIO_URL_MAX]; /* the template as given */
@@ -140,6 +165,9 @@ struct scenario {
     uint32_t channels;
     char channel_prefix[SCENARIO_PREFIX_MAX + 1];
     enum scenario_spread spread;
+    /* subs_per_channel A-B (subs_max 0: not given, spread applies): channel c
+     * gets A..B subscribers (drawn from seed), filled in channel order. */
+    uint32_t subs_min, subs_max;
     /* Pace. */
     double ramp;               /* connections per second, 0 = all at once */
     uint64_t poll_interval_ns; /* short-poll period */
@@ -155,6 +183,12 @@ struct scenario {
     uint64_t churn_ns; /* 0: subscribers keep their connection */
     int ws_deflate;    /* 0 off, 1 on */
     int publish_ws;    /* publish_via: 0 http, 1 ws */
+    int publish_order; /* enum scenario_order */
+    /* Split runs: which side this process runs (enum scenario_role), the
+     * clock of the send times in messages (enum scenario_clock), and when
+     * publishing starts (Unix seconds; -1: once connected). */
+    int role, clock;
+    double start_at;
     /* TLS (https, wss): the CA file (empty: the system's), verification off. */
     char tls_ca[SCENARIO_PATH_MAX];
     int tls_insecure; /* 0 off, 1 on */

@@ -134,6 +134,20 @@ static const struct good goods[] = {
     {"shard", "1023/1024", "1023/1024"},
     {"hdr_log", "lat.hlog", "lat.hlog"},
     {"hdr_log", "", ""},
+    {"subs_per_channel", "1-10", "1-10"},
+    {"subs_per_channel", "0-1", "0-1"},
+    {"subs_per_channel", "5-5", "5-5"},
+    {"subs_per_channel", "", ""},
+    {"publish_order", "random", "random"},
+    {"publish_order", "sequential", "sequential"},
+    {"role", "subscribe", "subscribe"},
+    {"role", "publish", "publish"},
+    {"role", "both", "both"},
+    {"clock", "realtime", "realtime"},
+    {"clock", "monotonic", "monotonic"},
+    {"start_at", "1795000000.5", "1795000000.5"},
+    {"start_at", "0", "0"},
+    {"start_at", "", ""},
 };
 
 static void check_covers_every_key(const char *const *names, size_t n)
@@ -282,6 +296,17 @@ static const struct bad bads[] = {
     {"shard", "a/2", "expected I/N"},
     {"shard", "1/2/3", "expected I/N"},
     {"hdr_log", "#x", "file name"},
+    {"subs_per_channel", "10-1", "expected A-B"},
+    {"subs_per_channel", "0-0", "expected A-B"},
+    {"subs_per_channel", "5", "expected A-B"},
+    {"subs_per_channel", "1-10-2", "expected A-B"},
+    {"subs_per_channel", "-3", "expected A-B"},
+    {"subs_per_channel", "1-1000001", "expected A-B"},
+    {"publish_order", "shuffled", "expected sequential or random"},
+    {"role", "sub", "expected both, publish or subscribe"},
+    {"clock", "utc", "expected monotonic or realtime"},
+    {"start_at", "now", "Unix time in seconds"},
+    {"start_at", "-5", "Unix time in seconds"},
 };
 
 Test(scenario, every_key_refuses)
@@ -763,6 +788,11 @@ Test(scenario, format_parses_back)
             {"max-regress-rate", "5"},
             {"shard", "2/3"},
             {"hdr-log", "lat.hlog"},
+            {"subs-per-channel", "2-7"},
+            {"publish-order", "random"},
+            {"role", "subscribe"},
+            {"clock", "realtime"},
+            {"start-at", "1795000000.25"},
         };
         for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
             cr_assert_eq(scenario_set(&s, sets[i][0], sets[i][1], err, sizeof(err)), 0, "%s", err);
