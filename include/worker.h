@@ -24,7 +24,7 @@
 #include "stats.h"
 
 #define SLOT_NONE UINT32_MAX
-#define OUTQ_IOV 16
+#define OUTQ_IOV  16
 
 /* Connection states. */
 enum conn_state {
@@ -38,26 +38,27 @@ enum conn_state {
 };
 
 enum conn_flags {
-    CF_RECV_ARMED = 1 << 0, /* multishot recv or poll in flight */
-    CF_RECV_BUSY = 1 << 1,  /* a single recv (poll mode) in flight */
-    CF_SENDING = 1 << 2,    /* a send in flight */
-    CF_CLOSE_AFTER = 1 << 3,/* close once the send queue is empty */
-    CF_DIRTY = 1 << 4,      /* on the worker's flush list */
-    CF_CLOSE_SENT = 1 << 5, /* close op submitted */
-    CF_EOF = 1 << 6,        /* peer finished sending */
-    CF_REARM = 1 << 7,      /* recv must be re-armed (ENOBUFS) */
-    CF_MORE = 1 << 8,       /* poll mode: readable again while a recv was in flight */
-    CF_RESUME = 1 << 9,     /* back in C_READ: parse what was pipelined meanwhile */
-    CF_MULTI = 1 << 10,     /* subscribed to several channels: see struct subnode */
-    CF_WS_JSON = 1 << 11,   /* WebSocket subprotocol ringcast.json: frames are JSON */
-    CF_WS_CLOSING = 1 << 12,/* we sent a close frame and wait for the client's */
-    CF_WS_FAILED = 1 << 13, /* ... after a protocol error: nothing more is processed */
-    CF_WS_DEFLATE = 1 << 14,/* permessage-deflate negotiated */
-    CF_WS_NARROW = 1 << 15, /* ... with server_max_window_bits < 15 (wsdeflate_narrow) */
+    CF_RECV_ARMED = 1 << 0,     /* multishot recv or poll in flight */
+    CF_RECV_BUSY = 1 << 1,      /* a single recv (poll mode) in flight */
+    CF_SENDING = 1 << 2,        /* a send in flight */
+    CF_CLOSE_AFTER = 1 << 3,    /* close once the send queue is empty */
+    CF_DIRTY = 1 << 4,          /* on the worker's flush list */
+    CF_CLOSE_SENT = 1 << 5,     /* close op submitted */
+    CF_EOF = 1 << 6,            /* peer finished sending */
+    CF_REARM = 1 << 7,          /* recv must be re-armed (ENOBUFS) */
+    CF_MORE = 1 << 8,           /* poll mode: readable again while a recv was in flight */
+    CF_RESUME = 1 << 9,         /* back in C_READ: parse what was pipelined meanwhile */
+    CF_MULTI = 1 << 10,         /* subscribed to several channels: see struct subnode */
+    CF_WS_JSON = 1 << 11,       /* WebSocket subprotocol ringcast.json: frames are JSON */
+    CF_WS_CLOSING = 1 << 12,    /* we sent a close frame and wait for the client's */
+    CF_WS_FAILED = 1 << 13,     /* ... after a protocol error: nothing more is processed */
+    CF_WS_DEFLATE = 1 << 14,    /* permessage-deflate negotiated */
+    CF_WS_NARROW = 1 << 15,     /* ... with server_max_window_bits < 15 (wsdeflate_narrow) */
     CF_WS_CLIENT_NCT = 1 << 16, /* ... with client_no_context_takeover */
-    CF_PAUSED = 1 << 17,    /* reading stopped: a full request waits behind an answer */
-    CF_TLS = 1 << 18,       /* accepted on the TLS port: bytes go through w->tls[slot] */
-    CF_TLS_HS = 1 << 19,    /* ... and its handshake is not done yet */
+    CF_PAUSED = 1 << 17,        /* reading stopped: a full request waits behind an answer */
+    CF_TLS = 1 << 18,           /* accepted on the TLS port: bytes go through w->tls[slot] */
+    CF_TLS_HS = 1 << 19,        /* ... and its handshake is not done yet */
+    CF_TLS_BYE = 1 << 20,       /* ... close_notify queued (or not to be sent): then TCP closes */
 };
 
 /* Timer lists: each has one constant timeout, so each is a FIFO. */
@@ -83,9 +84,9 @@ struct outq_ent {
 /* Unsent bytes of one connection; exists only while non-empty or sending. */
 struct outq {
     uint32_t head, count, cap;
-    uint32_t off;        /* bytes of ents[head] already sent */
-    uint32_t inflight;   /* entries covered by the send in flight */
-    uint64_t bytes;      /* unsent bytes */
+    uint32_t off;      /* bytes of ents[head] already sent */
+    uint32_t inflight; /* entries covered by the send in flight */
+    uint64_t bytes;    /* unsent bytes */
     struct outq_ent *ents;
     struct msghdr mh;
     struct iovec iov[OUTQ_IOV];
@@ -108,8 +109,8 @@ struct rxbuf {
             /* data[0..assembled) holds the unmasked fragments of a message
              * in progress; raw frames follow. */
             uint32_t assembled;
-            uint8_t mid;        /* a fragmented message is in progress */
-            uint64_t skip;      /* after a failure: bytes of a refused frame still to come */
+            uint8_t mid;   /* a fragmented message is in progress */
+            uint64_t skip; /* after a failure: bytes of a refused frame still to come */
             struct ws_reader r;
         } ws;
     };
@@ -119,14 +120,14 @@ struct rxbuf {
 /* One connection record, kept small: an idle subscriber costs this and
  * nothing else. */
 struct conn {
-    uint32_t gen;        /* bumped on free: stale completions are recognised */
+    uint32_t gen; /* bumped on free: stale completions are recognised */
     uint8_t state;
-    uint32_t flags;      /* CF_*; still 64 bytes in all: it takes padding */
+    uint32_t flags; /* CF_*; still 64 bytes in all: it takes padding */
     uint8_t tlist;
-    uint8_t inflight;    /* operations in flight; the record is freed at 0 once closed */
-    int32_t fd;          /* regular descriptor, or -1 with a direct one (= slot) */
+    uint8_t inflight;      /* operations in flight; the record is freed at 0 once closed */
+    int32_t fd;            /* regular descriptor, or -1 with a direct one (= slot) */
     uint32_t tprev, tnext; /* timer list */
-    uint32_t deadline;   /* ms since the worker started */
+    uint32_t deadline;     /* ms since the worker started */
     uint32_t sprev, snext; /* channel subscriber list; CF_MULTI: snext = first subnode */
     struct chan *chan;     /* the one subscribed channel (NULL with CF_MULTI) */
     struct rxbuf *rx;
@@ -146,7 +147,7 @@ struct subnode {
     uint32_t slot;       /* the connection */
     uint32_t cnext;      /* the connection's next subnode, or SLOT_NONE */
     struct chan *ch;
-    uint64_t last_id;    /* last id this connection was given on ch */
+    uint64_t last_id; /* last id this connection was given on ch */
 };
 
 struct tlist {
@@ -163,14 +164,14 @@ struct worker {
     struct ring ring;
     pthread_t thread;
     int listen_fd;
-    int tls_listen_fd;     /* -1 without TLS */
-    int efd;               /* eventfd doorbell (without FEAT_MSG_RING) */
+    int tls_listen_fd; /* -1 without TLS */
+    int efd;           /* eventfd doorbell (without FEAT_MSG_RING) */
     uint64_t efd_buf;
-    int ring_fd;           /* for other workers' MSG_RING */
-    _Atomic int sleeping;  /* set before blocking; see spsc.h doorbells */
+    int ring_fd;          /* for other workers' MSG_RING */
+    _Atomic int sleeping; /* set before blocking; see spsc.h doorbells */
     _Atomic int ready;
 
-    struct conn *conns;    /* nslots records, mmap'd: untouched ones cost nothing */
+    struct conn *conns; /* nslots records, mmap'd: untouched ones cost nothing */
     uint32_t nslots;
     uint32_t *freelist;
     uint32_t nfree;
@@ -181,22 +182,25 @@ struct worker {
     uint32_t accept_paused_at;
 
     struct chan_table chans;
-    struct chan **reap;    /* channels whose last subscriber left, freed between rounds */
+    struct chan **reap; /* channels whose last subscriber left, freed between rounds */
     uint32_t nreap, reapcap;
-    struct subnode *subs;  /* pool of subnodes; free ones chained through next */
+    struct subnode *subs; /* pool of subnodes; free ones chained through next */
     uint32_t nsubnodes, sub_free;
     struct tlist tl[T_COUNT];
-    uint32_t *dirty;       /* connections with bytes to send */
+    uint32_t *dirty; /* connections with bytes to send */
     uint32_t ndirty, dirtycap;
     uint64_t start_ms;
-    uint32_t now;          /* ms since start_ms, refreshed each loop */
+    uint32_t now;           /* ms since start_ms, refreshed each loop */
     const char *ws_origins; /* --allow-origin, NULL for any */
 
     /* Cross-worker items that did not fit their ring yet, per target. */
-    struct { struct rc **items; uint32_t n, cap; } *overflow;
-    uint8_t *bell;         /* targets to wake this round */
+    struct {
+        struct rc **items;
+        uint32_t n, cap;
+    } * overflow;
+    uint8_t *bell; /* targets to wake this round */
     int draining;
-    uint32_t fault_count;  /* --fault-drop */
+    uint32_t fault_count; /* --fault-drop */
 
     /* permessage-deflate: this worker's zlib streams, and per connection
      * slot the inflate context of a client that keeps its context between
@@ -216,12 +220,12 @@ struct server {
     int nworkers;
     int port;
     struct worker *workers;
-    struct spsc *mesh;     /* mesh[src * nworkers + dst] */
-    _Atomic int stop;      /* set by the main thread on SIGINT/SIGTERM */
-    uint32_t features;     /* worker 0's, for logs and /stats */
+    struct spsc *mesh;      /* mesh[src * nworkers + dst] */
+    _Atomic int stop;       /* set by the main thread on SIGINT/SIGTERM */
+    uint32_t features;      /* worker 0's, for logs and /stats */
     struct tls_server *tls; /* NULL without --tls-cert */
     int tls_port;
-    char sse_head[256];    /* the SSE response head and preamble, built once */
+    char sse_head[256]; /* the SSE response head and preamble, built once */
     uint32_t sse_head_len;
 };
 

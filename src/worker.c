@@ -39,8 +39,8 @@ enum op {
 };
 
 #define SQ_ENTRIES 4096
-#define TICK_MS 100
-#define RX_MIN 4096
+#define TICK_MS    100
+#define RX_MIN     4096
 
 static inline uint64_t ud(int op, uint32_t slot, uint32_t gen)
 {
@@ -649,8 +649,23 @@ nomem:
 static int tls_has_output(struct worker *w, struct conn *c)
 {
     struct tls_conn *t = conn_tls(w, c);
-    return tls_conn_pending(t).len ||
-           (c->q && c->q->count && tls_conn_state(t) == TLS_OPEN);
+    return tls_conn_pending(t).len || (c->q && c->q->count && tls_conn_state(t) == TLS_OPEN);
+}
+
+/* A graceful close over TLS says close_notify first (RFC 8446 6.1), so a
+ * client can tell the end of the stream from a cut connection (curl over
+ * OpenSSL 3 reports "unexpected eof" otherwise). Returns 1 when the alert
+ * was queued: the TCP close then waits until it is out. Only once, and not
+ * after a failed handshake (nothing was agreed to seal it with). */
+static int tls_goodbye(struct worker *w, struct conn *c)
+{
+    if (!(c->flags & CF_TLS) || (c->flags & CF_TLS_BYE))
+        return 0;
+    c->flags |= CF_TLS_BYE;
+    if (tls_conn_shutdown(conn_tls(w, c)) < 0)
+        return 0;
+    conn_mark_dirty(w, c);
+    return 1;
 }
 
 /* Sends the pending ciphertext; with none, first encrypts the next batch of
@@ -722,7 +737,7 @@ static void on_send(struct worker *w, struct conn *c, int res)
         return; /* TLS: waits for the handshake */
     if ((c->flags & CF_TLS) && tls_conn_state(conn_tls(w, c)) == TLS_FAILED)
         conn_close(w, c); /* its last words are out */
-    else if ((c->flags & CF_CLOSE_AFTER) && c->state == C_READ)
+    else if ((c->flags & CF_CLOSE_AFTER) && c->state == C_READ && !tls_goodbye(w, c))
         conn_close(w, c);
 }
 
@@ -749,7 +764,7 @@ static void flush_dirty(struct worker *w)
         if (!(c->flags & CF_SENDING) && tr->has_output(w, c))
             tr->send(w, c);
         else if (!c->q && !(c->flags & CF_SENDING) && (c->flags & CF_CLOSE_AFTER) &&
-                 c->state == C_READ)
+                 c->state == C_READ && !tls_goodbye(w, c))
             conn_close(w, c);
     }
     w->ndirty = 0;
@@ -1262,8 +1277,8 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
     /* Poll mode: a full buffer or a readiness seen while reading means the
      * socket may hold more, and poll will not say so again (TLS: whether the
      * buffer filled is not known after decryption; ask once more). */
-    int more = !multishot && ((c->flags & CF_TLS) || (c->rx && c->rx->len == c->rx->cap) ||
-                              (c->flags & CF_MORE));
+    int more = !multishot &&
+               ((c->flags & CF_TLS) || (c->rx && c->rx->len == c->rx->cap) || (c->flags & CF_MORE));
     c->flags &= ~CF_MORE;
     if (!(c->flags & CF_TLS) || (c->rx && c->rx->len))
         serve_input(w, c);
@@ -1375,8 +1390,11 @@ static int worker_setup(struct worker *w)
     const struct config *cfg = w->cfg;
     uint32_t want = cfg->max_conns + 64;
     /* Requests are small and brief: a few buffers, reused at once. */
-    struct ring_params rp = {.allowed = cfg->features, .sq_entries = SQ_ENTRIES, .nfiles = want,
-                             .nbufs = 256, .bufsize = 2048};
+    struct ring_params rp = {.allowed = cfg->features,
+                             .sq_entries = SQ_ENTRIES,
+                             .nfiles = want,
+                             .nbufs = 256,
+                             .bufsize = 2048};
     int rc = ring_init(&w->ring, &rp);
     if (rc < 0) {
         fprintf(stderr, "ringcast: worker %d: io_uring setup: %s\n", w->id, strerror(-rc));

@@ -305,3 +305,52 @@ def tls_start_errors(t):
         err = p.stderr.decode("utf-8", "replace")
         eq(p.returncode, 2, "exit status for %r: %s" % (args, err))
         check(named in err, "the message for %r should name %s: %r", args, named, err)
+
+
+def _tls_read_to_eof(sock, limit=5.0):
+    """Reads until the peer ends the TLS stream; raises ssl.SSLEOFError if the TCP connection
+    ended without a close_notify (suppress_ragged_eofs is off)."""
+    data = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    raise Failure("the server did not close within %.0f s; got %r" % (limit, data[-200:]))
+
+
+@test
+def tls_close_notify(t):
+    """The server ends a TLS connection with close_notify before its TCP close (RFC 8446 6.1),
+    so a client can tell the end from a cut: after a `Connection: close` answer, and for an SSE
+    stream ended by the server's shutdown drain."""
+    ctx = ssl.create_default_context(cafile=cert("root.pem"))
+    # Python may ask OpenSSL to take a bare EOF as a clean end: not here.
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    with tls_server(t) as s:
+        port = tls_port(s)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname="localhost",
+                                suppress_ragged_eofs=False) as c:
+            c.sendall(b"GET /stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            try:
+                data = _tls_read_to_eof(c)
+            except ssl.SSLEOFError as e:
+                raise Failure("Connection: close answer ended without close_notify: %s" % e)
+            check(data.startswith(b"HTTP/1.1 200"), "the answer: %r", data[:100])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        try:
+            c.sendall(b"GET /sub/bye HTTP/1.1\r\nHost: localhost\r\n"
+                      b"Accept: text/event-stream\r\n\r\n")
+            head = c.recv(65536)
+            check(head.startswith(b"HTTP/1.1 200"), "the SSE answer: %r", head[:100])
+            s.terminate()
+            try:
+                _tls_read_to_eof(c, limit=10)
+            except ssl.SSLEOFError as e:
+                raise Failure("an SSE stream ended by the drain had no close_notify: %s" % e)
+        finally:
+            c.close()
+        eq(s.wait_exit(10), 0, "exit status after SIGTERM")
