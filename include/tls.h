@@ -168,6 +168,8 @@ int tls_conn_resumed(struct tls_conn *c);
 /* Bytes of user-space memory the connection holds in ringcast's own buffers
  * (not wolfSSL's; see tests/test_tls.c for the whole measurement). */
 size_t tls_conn_buffered(const struct tls_conn *c);
+/* The size of one connection's record (they come in chunks of 128). */
+size_t tls_conn_record_size(void);
 /* 1 when a server connection's handshake left it with only its record keys
  * (the small, usual case), 0 when it stayed on wolfSSL (~54 KB). */
 int tls_conn_detached(const struct tls_conn *c);

@@ -10,6 +10,7 @@
  * statuses: see usage() and result.h.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -392,6 +393,10 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
                 }
                 usleep(300000); /* let the last subscriptions settle before measuring RSS */
                 smp->server_rss_after_ramp_kb = o->server_pid ? rss_kb(o->server_pid) : -1;
+                /* What the clients hold, not what the ramp once needed: a TLS
+                 * handshake's ~55 KB of wolfSSL state is freed when it is done,
+                 * but glibc keeps freed heap mapped until asked. */
+                malloc_trim(0);
                 smp->own_rss_after_ramp_kb = rss_kb(getpid());
                 if (sc->start_at < 0) {
                     r->t0_ns = now_ns();

@@ -6,10 +6,11 @@
  * Owns: one WOLFSSL_CTX per tls_server / tls_client (made at start-up,
  * shared read-only by the workers), and per connection up to three buffers
  * (ciphertext in, ciphertext being filled, the ciphertext span handed to the
- * kernel), each freed as soon as it is empty. A server connection holds its
- * WOLFSSL object (about 54 KB with Debian's build) only for the handshake:
- * then it keeps the AEAD keys and sequence numbers (~100 bytes), frees the
- * object, and runs the record layer itself with wolfCrypt's AES-GCM and
+ * kernel), each freed as soon as it is empty. A connection holds its
+ * WOLFSSL object (about 54 KB with Debian's build) only for the handshake
+ * (a client: until the server's ticket is in, for resumption): then it keeps
+ * the AEAD keys and sequence numbers (~100 bytes), frees the object, and
+ * runs the record layer itself with wolfCrypt's AES-GCM and
  * ChaCha20-Poly1305, as kernel TLS offload does. A connection is used by one
  * thread only. Deliberately absent: client certificates, renegotiation,
  * 0-RTT data, TLS 1.3 KeyUpdate on a detached connection (refused).
@@ -96,7 +97,8 @@ struct tls_conn {
     uint32_t rec_len;              /* detached: bytes of the decrypted record at in.off */
     uint32_t plain_rel, plain_len; /* its plaintext not yet read, from in.off */
     const char *version, *cipher;  /* detached: wolfSSL's static names */
-    char *sni;                     /* detached: the client's SNI, or NULL */
+    char *sni;                     /* detached: the client's SNI (sni_short or heap), or NULL */
+    char sni_short[40];            /* a name that fits: no block of its own */
     const char *why;               /* detached: our own failure detail */
     struct tls_keys k;
 };
@@ -495,15 +497,72 @@ void tls_client_free(struct tls_client *cl)
 
 /* ---- connections ---- */
 
+/* Connection records come from chunks of their own, not from the heap the
+ * handshakes churn through. A record made before a handshake sits among the
+ * ~55 KB that the handshake then allocates and frees; once those are free,
+ * that one small live block keeps its page resident, and with many
+ * handshakes at once each idle connection ends up pinning a 4 KB page (the
+ * RSS of a cold server, or of ringload's TLS clients, per connection). A
+ * chunk holds nothing but records; the chunks are freed when no record is in
+ * use. Any thread may make or free a connection, hence the lock. */
+#define POOL_CHUNK 128
+struct pool_chunk {
+    struct pool_chunk *next;
+    struct tls_conn rec[POOL_CHUNK];
+};
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pool_chunk *pool_chunks;
+static struct tls_conn *pool_free; /* linked through their ssl field */
+static size_t pool_used;
+
+static struct tls_conn *rec_alloc(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    if (!pool_free) {
+        struct pool_chunk *ch = wolfSSL_Malloc(sizeof(*ch));
+        if (!ch) {
+            pthread_mutex_unlock(&pool_lock);
+            return NULL;
+        }
+        ch->next = pool_chunks;
+        pool_chunks = ch;
+        for (int i = POOL_CHUNK - 1; i >= 0; i--) {
+            ch->rec[i].ssl = (WOLFSSL *)pool_free;
+            pool_free = &ch->rec[i];
+        }
+    }
+    struct tls_conn *c = pool_free;
+    pool_free = (struct tls_conn *)c->ssl;
+    pool_used++;
+    pthread_mutex_unlock(&pool_lock);
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void rec_free(struct tls_conn *c)
+{
+    pthread_mutex_lock(&pool_lock);
+    c->ssl = (WOLFSSL *)pool_free;
+    pool_free = c;
+    if (--pool_used == 0) { /* nothing in use: give the chunks back */
+        while (pool_chunks) {
+            struct pool_chunk *next = pool_chunks->next;
+            wolfSSL_Free(pool_chunks);
+            pool_chunks = next;
+        }
+        pool_free = NULL;
+    }
+    pthread_mutex_unlock(&pool_lock);
+}
+
 static struct tls_conn *conn_new(WOLFSSL_CTX *ctx)
 {
-    struct tls_conn *c = wolfSSL_Malloc(sizeof(*c));
+    struct tls_conn *c = rec_alloc();
     if (!c)
         return NULL;
-    memset(c, 0, sizeof(*c));
     c->ssl = wolfSSL_new(ctx);
     if (!c->ssl) {
-        wolfSSL_Free(c);
+        rec_free(c);
         return NULL;
     }
     wolfSSL_SetIOReadCtx(c->ssl, c);
@@ -606,14 +665,14 @@ void tls_conn_free(struct tls_conn *c)
     save_session(c);
     if (c->ssl)
         wolfSSL_free(c->ssl);
-    if (c->sni)
+    if (c->sni && c->sni != c->sni_short)
         wolfSSL_Free(c->sni);
     /* The keys are secrets: do not leave them in freed memory. */
     memset(&c->k, 0, sizeof(c->k));
     buf_free(&c->in);
     buf_free(&c->fill);
     buf_free(&c->flight);
-    wolfSSL_Free(c);
+    rec_free(c);
 }
 
 /* ---- errors ---- */
@@ -892,6 +951,10 @@ static int rec_control(struct tls_conn *c, uint8_t type, const uint8_t *p, size_
         return fail_with(c, TLS_ERR_ALERT, 0);
     }
     if (type == CT_HANDSHAKE) {
+        /* A client detaches after the first TLS 1.3 ticket; a later one (an
+         * OpenSSL server sends two) is not needed and is let go. */
+        if (c->client && c->k.tls13 && len >= 1 && p[0] == 4)
+            return 0;
         /* TLS 1.3 KeyUpdate needs the traffic secret, which this wolfSSL
          * does not hand out; TLS 1.2 renegotiation we never do. */
         if (len >= 1 && p[0] == 24)
@@ -981,10 +1044,12 @@ static ssize_t rec_read(struct tls_conn *c, char *buf, size_t cap)
     }
 }
 
-/* Takes the record keys out of a server connection whose handshake just
- * finished, and frees the WOLFSSL object: from here on a connection costs
- * this struct. Left attached (a correct but fat connection) if the cipher
- * is not one we handle or wolfSSL still holds bytes. */
+/* Takes the record keys out of a connection whose handshake is done, and
+ * frees the WOLFSSL object: from here on a connection costs this struct. A
+ * server detaches at once; a client once its session went to its
+ * tls_client (under TLS 1.3, after the server's ticket), since only wolfSSL
+ * can read a ticket. Left attached (a correct but fat connection) if the
+ * cipher is not one we handle or wolfSSL still holds bytes. */
 static void detach(struct tls_conn *c)
 {
     WOLFSSL *ssl = c->ssl;
@@ -993,25 +1058,30 @@ static void detach(struct tls_conn *c)
     int ivlen = wolfSSL_GetIVSize(ssl), v = wolfSSL_version(ssl);
     word64 seq_r = 0, seq_w = 0;
     if ((bulk != wolfssl_aes_gcm && bulk != wolfssl_chacha) || klen <= 0 || klen > 32 ||
-        (v != TLS1_2_VERSION && v != TLS1_3_VERSION) || wolfSSL_pending(ssl) > 0)
+        (v != TLS1_2_VERSION && v != TLS1_3_VERSION) || wolfSSL_pending(ssl) > 0 ||
+        wolfSSL_has_pending(ssl))
         return;
     k->aead = bulk == wolfssl_aes_gcm ? AEAD_AES_GCM : AEAD_CHACHA;
     k->tls13 = v == TLS1_3_VERSION;
     if (ivlen != (!k->tls13 && k->aead == AEAD_AES_GCM ? 4 : 12))
         return;
     k->key_len = (uint8_t)klen;
-    memcpy(k->key_r, wolfSSL_GetClientWriteKey(ssl), (size_t)klen);
-    memcpy(k->key_w, wolfSSL_GetServerWriteKey(ssl), (size_t)klen);
-    memcpy(k->iv_r, wolfSSL_GetClientWriteIV(ssl), (size_t)ivlen);
-    memcpy(k->iv_w, wolfSSL_GetServerWriteIV(ssl), (size_t)ivlen);
+    /* Read with the peer's write key, write with ours. */
+    const unsigned char *ck = wolfSSL_GetClientWriteKey(ssl), *sk = wolfSSL_GetServerWriteKey(ssl);
+    const unsigned char *civ = wolfSSL_GetClientWriteIV(ssl), *siv = wolfSSL_GetServerWriteIV(ssl);
+    memcpy(k->key_r, c->client ? sk : ck, (size_t)klen);
+    memcpy(k->key_w, c->client ? ck : sk, (size_t)klen);
+    memcpy(k->iv_r, c->client ? siv : civ, (size_t)ivlen);
+    memcpy(k->iv_w, c->client ? civ : siv, (size_t)ivlen);
     wolfSSL_GetPeerSequenceNumber(ssl, &seq_r);
     wolfSSL_GetSequenceNumber(ssl, &seq_w);
     k->seq_r = seq_r;
     k->seq_w = seq_w;
-    const char *sni = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
+    const char *sni = c->client ? NULL : wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
     if (sni) {
         size_t n = strlen(sni);
-        if (!(c->sni = wolfSSL_Malloc(n + 1)))
+        c->sni = n < sizeof(c->sni_short) ? c->sni_short : wolfSSL_Malloc(n + 1);
+        if (!c->sni)
             return; /* stay attached: no worse than before */
         memcpy(c->sni, sni, n + 1);
     }
@@ -1062,7 +1132,7 @@ static void on_open(struct tls_conn *c)
      * arrays (randoms, pre-master secret) go too, explicitly. */
     wolfSSL_FreeArrays(c->ssl);
     save_session(c);
-    if (!c->client)
+    if (!c->client || c->saved)
         detach(c);
 }
 
@@ -1118,8 +1188,10 @@ ssize_t tls_conn_read(struct tls_conn *c, char *buf, size_t cap)
     if (c->nomem)
         return fail_with(c, TLS_ERR_NOMEM, MEMORY_E);
     if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) {
-        buf_release_if_empty(&c->in);
         save_session(c);
+        if (c->saved) /* a client: the ticket is in, wolfSSL has done its part */
+            detach(c);
+        buf_release_if_empty(&c->in);
         return 0;
     }
     if (e == WOLFSSL_ERROR_ZERO_RETURN) {
@@ -1268,7 +1340,8 @@ int tls_conn_resumed(struct tls_conn *c)
 
 size_t tls_conn_buffered(const struct tls_conn *c)
 {
-    return sizeof(*c) + c->in.cap + c->fill.cap + c->flight.cap + (c->sni ? strlen(c->sni) + 1 : 0);
+    return sizeof(*c) + c->in.cap + c->fill.cap + c->flight.cap +
+           (c->sni && c->sni != c->sni_short ? strlen(c->sni) + 1 : 0);
 }
 
 void tls_thread_done(void)
@@ -1276,6 +1349,11 @@ void tls_thread_done(void)
 #ifdef FP_ECC
     wc_ecc_fp_free();
 #endif
+}
+
+size_t tls_conn_record_size(void)
+{
+    return sizeof(struct tls_conn);
 }
 
 int tls_conn_detached(const struct tls_conn *c)
