@@ -689,10 +689,13 @@ def peer_table(d, peer):
         scen = conf.rsplit('.', 1)[0]
         if not conf.endswith('.conf') or scen == 'smoke':
             continue
+        why = peer_na(peer, os.path.join(sdir, conf), [])
         if scen not in runs:
-            why = peer_na(peer, os.path.join(sdir, conf), [])
             rows.append(f'| {scen} | | n/a ({why or "not run yet"}) |||||||')
             continue
+        if why:
+            rows.append(f'| {scen} | as in the file | n/a ({why}); what can be compared is in the next '
+                        f'row{"s" if len(runs[scen]) > 1 else ""} |||||||')
         for fn, pres in runs[scen]:
             over = pres['bench'].get('overrides') or ''
             rres = load_result(os.path.join(rdir, fn))
