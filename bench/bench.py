@@ -2,12 +2,16 @@
 """bench/bench.py: the helpers behind bench/run (plans, plots, the results table).
 
     bench.py plan SCENARIO.conf [--KEY VALUE]...   shell assignments for bench/run
-    bench.py annotate RESULT.json META.json PROGRESS.err   fold bench/run's record into RESULT.json
+    bench.py annotate RESULT.json META.json PROGRESS.err [SAMPLES.json]
+                                                   fold bench/run's record (and the server's
+                                                   process-tree samples, measure.py watch) into RESULT.json
     bench.py plot RESULT.json OUT.svg              latency curve + connections and deliveries/s
     bench.py table [RESULTS_DIR] [README]          regenerate the table in results/README.md
     bench.py tiers OUT.svg RESULT.json...          the kernel tiers side by side
     bench.py percentiles RESULT.json               the latency curve as text (percentile, ms)
     bench.py check RESULT.json                     exit 1 unless every subscriber subscribed
+    bench.py peer-check PEER SCENARIO.conf [--KEY VALUE]...
+                                                   exit 3 and say why when PEER cannot run it
 
 Reads ringload's JSON result (README.md, "Results"); its "histogram" is the H1
 text form of loadgen/hist.c's hist_encode, decoded here with the same layout
@@ -132,6 +136,82 @@ def read_scenario(path):
     return desc, header, keys
 
 
+# --- peers (bench/run with PEER=...) ---------------------------------------------------
+
+# What each peer can be driven with by ringload as it is (loadgen/engine.c),
+# and why not the rest. bench/run refuses a scenario a peer cannot run and the
+# table says "n/a" with the reason.
+PEER_KINDS = {
+    'nchan': {
+        'sse': None,
+        'ws': "nchan's WebSocket subscriber answers ringload's `ringcast.json` subprotocol offer with an "
+              "empty `Sec-WebSocket-Protocol` and sends each message's bare body (no id); ringload's WebSocket "
+              "subscriber requires the subprotocol and `{\"id\",\"data\"}` frames",
+        'longpoll': "nchan's long poll answers one bare message per response and is resumed with "
+                    "`If-Modified-Since`/`If-None-Match` from its `Last-Modified`/`Etag`; ringload's long poller "
+                    "sends `?since=ID` and reads ringcast's JSON answer (`last_id`, `messages`)",
+        'poll': "nchan's short poll (`intervalpoll`) works like its long poll (one bare message or 304, "
+                "`If-Modified-Since`/`If-None-Match`); ringload's short poller sends `?since=ID` and reads a JSON answer",
+    },
+    'node-ws': {
+        'ws': None,
+        'sse': 'the node-ws peer is a WebSocket server only (bench/peers/node-ws/server.js)',
+        'longpoll': 'the node-ws peer has no long polling',
+        'poll': 'the node-ws peer has no short polling',
+    },
+}
+PEER_WORKERS = {'nchan': 'nginx 2 workers', 'node-ws': 'node, 1 process (1 CPU)', 'ringcast': '2 workers'}
+KINDS = ('sse', 'ws', 'longpoll', 'poll')
+
+
+def scenario_kinds(conf, extra):
+    """{kind: count} of a scenario file with --KEY VALUE overrides, and the effective keys."""
+    _, _, keys = read_scenario(conf)
+    eff = dict(keys)
+    for a, v in zip(extra[::2], extra[1::2]):
+        eff[a.lstrip('-').replace('-', '_')] = v
+    dflt = {'sse': 100}
+    return {k: int(eff.get(k, dflt.get(k, 0)) or 0) for k in KINDS}, eff
+
+
+def peer_conn_cap():
+    """Connections one peer process can hold: its descriptors (ulimit -n, which nginx
+    cannot raise here: no CAP_SYS_RESOURCE) less a spare. nginx's 2 workers could
+    hold twice as many if the kernel spread the connections evenly; nothing
+    makes it (one listening socket, multi_accept), so one worker's limit it is."""
+    nofile = int(os.environ.get('NOFILE') or subprocess.run(
+        ['bash', '-c', 'ulimit -n'], capture_output=True, text=True).stdout.strip() or 1024)
+    return nofile - 1000
+
+
+def peer_na(peer, conf, extra):
+    """Why PEER cannot run CONF with these overrides, or ''."""
+    if peer not in PEER_KINDS:
+        return f'unknown peer {peer} (known: {", ".join(PEER_KINDS)})'
+    base = os.path.basename(conf).rsplit('.', 1)[0]
+    if base == 'fanout-tiers':
+        return "ringcast's forced kernel tiers (`--compat`): no peer equivalent"
+    kinds, eff = scenario_kinds(conf, extra)
+    why = [f'{n:,} {k}: {PEER_KINDS[peer][k]}' for k, n in kinds.items() if n and PEER_KINDS[peer].get(k)]
+    if eff.get('publish_via', 'http') == 'ws':
+        why.append('publish_via = ws: ringload takes its own message back on the WebSocket as the acknowledgement')
+    if eff.get('resume', 'none') != 'none' or eff.get('reconnect', 'off') != 'off':
+        why.append('resume/reconnect: ringload resumes with `since` or decimal `Last-Event-ID`')
+    pubs = int(eff.get('publishers', 1) or 0) if float(eff.get('publish_rate', '100') or 0) > 0 else 0
+    conns, cap = sum(kinds.values()) + pubs, peer_conn_cap()
+    if not why and conns > cap:
+        why.append(f'{conns:,} connections; one {peer} process holds at most ~{cap:,} here (ulimit -n '
+                   f'{cap + 1000}, not raisable on this box): run it scaled down, e.g. --sse/--ws {cap // 1000 * 1000}')
+    return '; '.join(why)
+
+
+def cmd_peer_check(argv):
+    why = peer_na(argv[0], argv[1], argv[2:])
+    if why:
+        print(why)
+        sys.exit(3)
+
+
 def cmd_plan(argv):
     """Prints NAME=value lines (shell-quoted) that bench/run evals.
 
@@ -250,8 +330,75 @@ def read_progress(path):
     return rows
 
 
+def interp(rows, col, t):
+    """rows[i][col] at epoch t, linear between the samples around it; None outside them."""
+    if not rows or t < rows[0][0] or t > rows[-1][0]:
+        return None
+    lo, hi = 0, len(rows) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if rows[mid][0] <= t:
+            lo = mid
+        else:
+            hi = mid
+    a, b = rows[lo], rows[hi]
+    if b[0] == a[0]:
+        return a[col]
+    return a[col] + (b[col] - a[col]) * (t - a[0]) / (b[0] - a[0])
+
+
+def process_tree(res, samples):
+    """The server's figures over ringload's window, from measure.py watch's samples
+    of the server's whole process tree (nginx: master + workers)."""
+    tck = samples.get('clk_tck') or 100
+    cpu, mem = samples.get('cpu') or [], samples.get('mem') or []
+    w = res.get('window') or {}
+    out = {'method': 'bench/peers/measure.py watch: utime+stime summed over the server process and its '
+                     'descendants every 0.1 s, interpolated at the ends of ringload\'s measured window; '
+                     'VmRSS and Pss summed over them, also every 0.1 s: before ringload, and the last sample '
+                     'before ringload\'s after-ramp point (its warm-up start, when it reads RSS itself), '
+                     'over its connections',
+           'pids': samples.get('pids_seen'), 'samples': len(cpu), 'stopped_by': samples.get('stopped_by'),
+           'sampler_cpu_s': samples.get('own_cpu_s')}
+    t0, ws = w.get('start_epoch_s'), w.get('s')
+    if t0 and ws:
+        t1 = t0 + ws
+        v = [interp(cpu, c, t) for c in (1, 2, 3, 4) for t in (t0, t1)]
+        if None not in v:
+            u, st = (v[1] - v[0]) / tck, (v[3] - v[2]) / tck
+            busy, total = v[5] - v[4], v[7] - v[6]
+            d = w.get('deliveries') or 0
+            out['cpu'] = {'window_s': ws, 'deliveries': d, 'user_s': round(u, 3), 'system_s': round(st, 3),
+                          'us_per_delivery': round((u + st) / d * 1e6, 3) if d else None,
+                          'user_us_per_delivery': round(u / d * 1e6, 3) if d else None}
+            own = (res.get('ringload_cpu_window_s') or 0) * tck
+            if total > 0:
+                out['machine'] = {'busy_pct': round(100 * busy / total, 2),
+                                  'other_pct': round(100 * max(busy - (u + st) * tck - own, 0) / total, 2)}
+    sc = {}
+    for line in (res.get('scenario') or '').splitlines():
+        k, _, val = line.partition(' = ')
+        sc[k] = val
+    warm = parse_duration_s(sc.get('warmup', '2s')) or 0
+    conns = res.get('connected') or 0
+    if mem and t0 and conns:
+        ramp_end = t0 - warm
+        before = mem[0]
+        # ringload reads the server's RSS right before it starts publishing
+        # (0.3 s after the last subscription): the last sample before that.
+        after = [r for r in mem if r[0] < ramp_end]
+        if after and after[-1] is not before and ramp_end - after[-1][0] < 0.3:
+            a = after[-1]
+            out['memory'] = {'connections': conns, 'sampled_s_before_ramp_end': round(ramp_end - a[0], 3),
+                             'before_kb': {'VmRSS': before[1], 'Pss': before[2], 'Private_Dirty': before[3]},
+                             'after_ramp_kb': {'VmRSS': a[1], 'Pss': a[2], 'Private_Dirty': a[3]},
+                             'Pss_bytes_per_connection': round((a[2] - before[2]) * 1024 / conns, 1),
+                             'VmRSS_bytes_per_connection': round((a[1] - before[1]) * 1024 / conns, 1)}
+    return out
+
+
 def cmd_annotate(argv):
-    result_path, meta_path, progress_path = argv
+    result_path, meta_path, progress_path = argv[:3]
     with open(result_path) as f:
         res = json.load(f)
     with open(meta_path) as f:
@@ -263,6 +410,9 @@ def cmd_annotate(argv):
         # Machine-wide: both socket ends of every loopback connection, plus
         # whatever else the box allocated meanwhile.
         k['slab_bytes_per_connection_pair'] = round((k['slab_kb_subscribed'] - k['slab_kb_before']) * 1024 / subs)
+    if len(argv) > 3 and os.path.exists(argv[3]):
+        with open(argv[3]) as f:
+            meta['process_tree'] = process_tree(res, json.load(f))
     res['bench'] = meta
     tmp = result_path + '.tmp'
     with open(tmp, 'w') as f:
@@ -472,6 +622,99 @@ def row(path):
             f"{mc.get('other_pct', 0):.0f} % | {status} |")
 
 
+def load_result(path):
+    try:
+        with open(path) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return res if res.get('tool') == 'ringload' and res.get('bench') else None
+
+
+def figures(res):
+    """The figures a ratio is taken of, all measured the same way for every server:
+    deliveries/s over ringload's window, its latency, and the server's whole
+    process tree's CPU per delivery and Pss per connection (bench.process_tree)."""
+    w = res.get('window') or {}
+    lat = res.get('latency_ms') or {}
+    pt = (res.get('bench') or {}).get('process_tree') or {}
+    cpu, mem = pt.get('cpu') or {}, pt.get('memory') or {}
+    f = {'deliv': w['deliveries'] / w['s'] if w.get('s') and w.get('deliveries') else None,
+         'p50': lat.get('p50') if lat.get('count') else None,
+         'p99': lat.get('p99') if lat.get('count') else None,
+         'max': lat.get('max') if lat.get('count') else None,
+         'cpu': cpu.get('us_per_delivery'),
+         'mem': mem.get('Pss_bytes_per_connection'),
+         'other': (pt.get('machine') or {}).get('other_pct')}
+    return f
+
+
+def fmt_fig(k, v):
+    if v is None:
+        return '—'
+    if k == 'deliv' or k == 'mem':
+        return f'{v:,.0f}'
+    if k == 'cpu':
+        return f'{v:.2f}'
+    return f'{v:.1f}' if v < 1000 else f'{v:,.0f}'
+
+
+def ratio_cell(k, a, b):
+    if a is None or b is None:
+        return '—'
+    r = f'{a / b:.2f}' if b else '∞'
+    return f'**{r}** ({fmt_fig(k, a)} / {fmt_fig(k, b)})'
+
+
+def status_of(res):
+    st = 'ok' if res.get('exit_status') == 0 else f"exit {res.get('exit_status')}: {res.get('exit_reasons', '')}"
+    short = incomplete(res)
+    return st + (f'; {short}' if short else '')
+
+
+def peer_table(d, peer):
+    """Rows ringcast/PEER for every scenario: the pairs that ran, n/a (why) for the rest."""
+    sdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scenarios')
+    pdir, rdir = os.path.join(d, 'peers', peer), os.path.join(d, 'peers', 'ringcast')
+    runs = {}
+    if os.path.isdir(pdir):
+        for fn in sorted(os.listdir(pdir)):
+            if fn.endswith('.json'):
+                res = load_result(os.path.join(pdir, fn))
+                if res:
+                    scen = os.path.basename(res['bench'].get('scenario_file', '')).rsplit('.', 1)[0]
+                    runs.setdefault(scen, []).append((fn, res))
+    rows = []
+    for conf in sorted(os.listdir(sdir)):
+        scen = conf.rsplit('.', 1)[0]
+        if not conf.endswith('.conf') or scen == 'smoke':
+            continue
+        why = peer_na(peer, os.path.join(sdir, conf), [])
+        if scen not in runs:
+            rows.append(f'| {scen} | | n/a ({why or "not run yet"}) |||||||')
+            continue
+        if why:
+            rows.append(f'| {scen} | as in the file | n/a ({why}); what can be compared is in the next '
+                        f'row{"s" if len(runs[scen]) > 1 else ""} |||||||')
+        for fn, pres in runs[scen]:
+            over = pres['bench'].get('overrides') or ''
+            rres = load_result(os.path.join(rdir, fn))
+            if rres is None:
+                cand = load_result(os.path.join(d, fn))
+                rres = cand if cand and (cand['bench'].get('overrides') or '') == over else None
+            label = f"[{fn.rsplit('.', 1)[0]}](peers/{peer}/{fn.rsplit('.', 1)[0]}.svg)"
+            size = f"{pres.get('connected', 0):,} conns" + (f' `{over}`' if over else ' (as in the file)')
+            if rres is None:
+                rows.append(f'| {label} | {size} | n/a (no ringcast run with the same overrides) |||||||')
+                continue
+            a, b = figures(rres), figures(pres)
+            cells = [ratio_cell(k, a[k], b[k]) for k in ('deliv', 'p50', 'p99', 'max', 'cpu', 'mem')]
+            oth = f"{fmt_fig('p50', a['other'])} / {fmt_fig('p50', b['other'])} %"
+            rows.append(f"| {label} | {size} | {' | '.join(cells)} | {oth} | "
+                        f"{status_of(rres)} / {status_of(pres)} |")
+    return rows
+
+
 def cmd_table(argv):
     d = argv[0] if argv else 'results'
     readme = argv[1] if len(argv) > 1 else os.path.join(d, 'README.md')
@@ -491,7 +734,20 @@ def cmd_table(argv):
              '| scenario (plot) | run (UTC) | connected / clients | publishes | deliveries/s (window, all kinds) | latency ms p50 / p99 / max '
              '| lost / dup | server B/conn | ringload B/client | kernel B/conn pair (Slab, ≥ 50k conns) | server µs/delivery (user) '
              '| other CPU | status |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|', *rows, '', END]
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|', *rows, '']
+    for peer in PEER_KINDS:
+        prow = peer_table(d, peer)
+        table += [f'### ringcast / {peer} ({PEER_WORKERS[peer]}; ringcast 2 workers)', '',
+                  f'Each cell: **ringcast ÷ {peer}** (ringcast / {peer}), both runs by `bench/run` with the same '
+                  f'scenario file, overrides and ringload, one after the other (`results/peers/ringcast/` and '
+                  f'`results/peers/{peer}/`). Server CPU µs per delivery and Pss bytes per connection are the '
+                  'whole process tree\'s (bench.process_tree), measured the same way for both. Below 1 is better '
+                  'for ringcast except deliveries/s (above 1). "other CPU" is the share of the machine neither '
+                  'server nor ringload took in the window.', '',
+                  '| scenario (peer plot) | size | deliveries/s | latency p50 ms | p99 ms | max ms '
+                  '| server CPU µs/delivery | server Pss B/conn | other CPU | status ringcast / peer |',
+                  '|---|---|---|---|---|---|---|---|---|---|', *prow, '']
+    table.append(END)
     text = open(readme).read() if os.path.exists(readme) else '# Benchmark results\n'
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -507,7 +763,8 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmd = {'plan': cmd_plan, 'annotate': cmd_annotate, 'plot': cmd_plot, 'table': cmd_table,
-           'tiers': cmd_tiers, 'percentiles': cmd_percentiles, 'check': cmd_check}.get(sys.argv[1])
+           'tiers': cmd_tiers, 'percentiles': cmd_percentiles, 'check': cmd_check,
+           'peer-check': cmd_peer_check}.get(sys.argv[1])
     if not cmd:
         sys.exit(__doc__)
     cmd(sys.argv[2:])

@@ -27,6 +27,25 @@ the sample lists the PIDs seen at both ends. Bounded: ringload gets SIGTERM
 after --timeout seconds, SIGKILL 10 s later. Never kills anything else.
 Writes RUN.json (ringload's own JSON, without its histogram, under
 "ringload") and exits 0 unless it could not run ringload at all.
+
+    measure.py watch --server-pid PID --out SAMPLES.json --stop-file F [--timeout S] [--progress FILE]
+
+The sampler behind bench/run (every server, ringcast and peers alike): it
+starts ringload nothing and reads ringload nothing. Every 0.1 s it reads the
+summed utime and stime of PID and its descendants (the set found afresh every
+second) and the machine's busy and total ticks (/proc/stat), and their
+summed VmRSS, Pss and Private_Dirty; with --progress (ringload's stderr as
+it is written) the memory only until ringload's first progress line past its
+connect phase, so that reading smaps_rollup costs nothing in the measured
+window. Its own CPU time goes into the file. It stops when F exists (bench/run
+creates it once ringload has exited), when PID is gone, after --timeout
+seconds (default 900) or on SIGTERM, and writes the time series (epoch
+seconds) to SAMPLES.json. bench/bench.py annotate then reads the figures over
+ringload's own measured window (its "window": start_epoch_s, s) from them, by
+linear interpolation between samples, so a server of several processes
+(nginx: master + workers) is measured over the same window, the same way, as
+ringcast, whose single-process figure ringload measures itself (the two agree
+within a tick or two; bench.py records both).
 """
 import json
 import os
@@ -137,8 +156,93 @@ def cpu_delta(a, b):
     }
 
 
+def machine_ticks():
+    """(busy, total) ticks of all CPUs, as ringload counts them (busy: all but idle and iowait)."""
+    with open('/proc/stat') as fh:
+        cpu = [int(x) for x in fh.readline().split()[1:]]
+    total = sum(cpu[:8])
+    return total - cpu[3] - cpu[4], total
+
+
+def watch(argv):
+    o = dict(zip(argv[::2], argv[1::2]))
+    server_pid = int(o['--server-pid'])
+    out, stop_file = o['--out'], o['--stop-file']
+    deadline = time.monotonic() + float(o.get('--timeout', 900))
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append('SIGTERM'))
+    cpu, mem, pids_seen = [], [], set()
+    pids, next_tree, next_mem = [], 0.0, 0.0
+    # Memory is read until ringload has left its connect phase (its RSS
+    # sample is taken as it does), then no more: smaps_rollup of nginx's
+    # workers (their 128 MB shared zone, 65,536-connection arrays) costs
+    # ~5 ms a read, which inside the measured window would be CPU charged
+    # to "other" in the nchan runs only.
+    progress, prog_off, mem_on = o.get('--progress'), 0, True
+    why = 'stop file'
+    while True:
+        now = time.monotonic()
+        if now >= next_tree:
+            pids = tree(server_pid)
+            pids_seen.update(pids)
+            next_tree = now + 1.0
+            if not pids:
+                why = 'server gone'
+                break
+        u = st = 0
+        for p in pids:
+            f = stat_fields(p)
+            if f:
+                u += f[1]
+                st += f[2]
+        busy, total = machine_ticks()
+        cpu.append([round(time.time(), 4), u, st, busy, total, len(pids)])
+        if mem_on and progress:
+            try:
+                with open(progress, 'rb') as f:
+                    f.seek(prog_off)
+                    chunk = f.read()
+                if b'\n' in chunk:
+                    done = chunk[:chunk.rindex(b'\n') + 1]
+                    prog_off += len(done)
+                    if re.search(rb'\] (warmup|measure|drain|done) ', done):
+                        mem_on = False  # after one last sample below
+                        next_mem = 0.0
+            except OSError:
+                pass
+        if now >= next_mem and (mem_on or next_mem == 0.0):
+            m = {}
+            for p in pids:
+                for k, v in {**kb_fields(f'/proc/{p}/status', {'VmRSS'}),
+                             **kb_fields(f'/proc/{p}/smaps_rollup', {'Pss', 'Private_Dirty'})}.items():
+                    m[k] = m.get(k, 0) + v
+            mem.append([round(time.time(), 4), m.get('VmRSS', 0), m.get('Pss', 0), m.get('Private_Dirty', 0)])
+            next_mem = now + 0.1 if mem_on else float('inf')
+        if stop:
+            why = stop[0]
+            break
+        if os.path.exists(stop_file):
+            break
+        if now >= deadline:
+            why = 'timeout'
+            break
+        time.sleep(0.1)
+    t = os.times()
+    res = {'server_pid': server_pid, 'pids_seen': sorted(pids_seen), 'clk_tck': TCK, 'stopped_by': why,
+           'own_cpu_s': round(t.user + t.system, 3),
+           'cpu_columns': ['epoch_s', 'utime', 'stime', 'machine_busy', 'machine_total', 'processes'],
+           'cpu': cpu,
+           'mem_columns': ['epoch_s', 'VmRSS_kb', 'Pss_kb', 'Private_Dirty_kb'], 'mem': mem}
+    with open(out + '.tmp', 'w') as f:
+        json.dump(res, f)
+    os.replace(out + '.tmp', out)
+
+
 def main():
     argv = sys.argv[1:]
+    if argv[:1] == ['watch']:
+        watch(argv[1:])
+        return
     if '--' not in argv:
         sys.exit('usage: measure.py --server-pid PID --out FILE [--timeout S] [--subscribers N] -- RINGLOAD ARGS')
     opts, cmd = argv[:argv.index('--')], argv[argv.index('--') + 1:]

@@ -34,7 +34,8 @@ nchan_workers() {
 }
 
 # nchan_start: nginx -p NCHAN_DIR -c NCHAN_DIR/nchan.conf, in the foreground
-# (daemon off) so that $! is the master. Waits (at most 10 s) until the port
+# (daemon off), its master's PID from NCHAN_DIR/master.pid (written by the
+# process itself, which then execs nginx). Waits (at most 10 s) until the port
 # answers and both workers run. Retries a taken port up to 5 times.
 nchan_start() {
     local try i port nw
@@ -47,9 +48,19 @@ nchan_start() {
         port=$(nchan_free_port)
         echo "listen 127.0.0.1:$port;" >"$NCHAN_DIR/listen.conf"
         : >"$NCHAN_DIR/error.log"
-        "$NCHAN_NGINX" -p "$NCHAN_DIR/" -c "$NCHAN_DIR/nchan.conf" -e "$NCHAN_DIR/error.log" \
+        # The master's PID from a file it writes itself before exec'ing
+        # nginx (never $!, which can be a wrapper shell's); this shell's
+        # child all the same, so `wait` reaps it.
+        rm -f "$NCHAN_DIR/master.pid"
+        bash -c 'echo $$ >"$0"; exec "$@"' "$NCHAN_DIR/master.pid" \
+            "$NCHAN_NGINX" -p "$NCHAN_DIR/" -c "$NCHAN_DIR/nchan.conf" -e "$NCHAN_DIR/error.log" \
             -g 'daemon off;' >"$NCHAN_DIR/stdout.log" 2>&1 &
-        NCHAN_PID=$!
+        NCHAN_PID=""
+        for ((i = 0; i < 50; i++)); do
+            [ -s "$NCHAN_DIR/master.pid" ] && { NCHAN_PID=$(cat "$NCHAN_DIR/master.pid"); break; }
+            sleep 0.1
+        done
+        [ -n "$NCHAN_PID" ] || { log "nginx: no PID file $NCHAN_DIR/master.pid within 5 s"; return 1; }
         for ((i = 0; i < 100; i++)); do
             if ! kill -0 "$NCHAN_PID" 2>/dev/null; then
                 wait "$NCHAN_PID" 2>/dev/null || true
