@@ -8,6 +8,9 @@
 #   make fuzz       run each fuzzer longer (FUZZ_SECONDS, default 300)
 #   make bench      install missing Debian packages, build, run every bench/scenarios/*.conf
 #                   (bench/run all: results/*.json, *.svg and the table in results/README.md)
+#   make bench-peers  install nginx + nchan and Node's ws too, then every ringcast/peer
+#                   comparison (bench/peers/run-all); on a box with systemd, installing
+#                   nginx also enables the system nginx on port 80: stop it if unwanted
 #   make deps       only install the Debian packages (as root; otherwise prints the command)
 #   make format     apply .clang-format
 
@@ -33,6 +36,8 @@ TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python
              python3-websockets nodejs node-ws
 # What the benchmarks need on top of running (plots).
 BENCH_PKGS := gnuplot-nox python3
+# The peers bench/peers/run-all compares against (not needed by make bench).
+PEER_PKGS  := nginx-light libnginx-mod-nchan nodejs node-ws
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS   := $(LIB_SRCS:src/%.c=build/obj/%.o)
@@ -47,7 +52,7 @@ FUZZERS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_
 # Keep objects make would call intermediate (the fuzz build's).
 .SECONDARY:
 
-.PHONY: all run test unit tsan fuzz-smoke fuzz integration deps deps-run install-pkgs format clean bench
+.PHONY: all run test unit tsan fuzz-smoke fuzz integration deps deps-run install-pkgs format clean bench bench-peers
 all: build/ringcast build/ringload
 
 build/obj/%.o: src/%.c
@@ -117,6 +122,11 @@ bench:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS) $(BENCH_PKGS)"
 	$(MAKE) --no-print-directory build/ringcast build/ringload
 	PYTHON=$(PYTHON) bash bench/run all
+
+bench-peers:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS) $(BENCH_PKGS) $(PEER_PKGS)"
+	$(MAKE) --no-print-directory build/ringcast build/ringload
+	PYTHON=$(PYTHON) bash bench/peers/run-all
 
 deps-run:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"

@@ -867,7 +867,7 @@ static void goodbye(struct engine_thread *t, struct engine *e)
         struct lclient *c = &e->cl[i];
         if (c->kind != K_WS || c->state != S_STREAM || (c->flags & CF_CLOSE_TX))
             continue;
-        c->flags |= CF_CLOSE_TX;
+        c->flags |= CF_CLOSE_TX | CF_BYE;
         proto_ws_control(e, c, i, WS_OP_CLOSE, SPAN_NULL);
         open++;
     }
@@ -1182,8 +1182,11 @@ void engine_final_check(struct engine_thread *t)
             continue;
         if (c->state == S_DEAD && t->run->sc.reconnect)
             CNT(t, missed_offline, acked - c->next_seq + 1); /* the run ended while it was away */
-        else if (t->run->drain_cut && c->state != S_DEAD)
-            CNT(t, undelivered, acked - c->next_seq + 1); /* still on its way */
+        else if (t->run->drain_cut && (c->state != S_DEAD || (c->flags & CF_BYE)))
+            /* Still on its way; or a WebSocket subscriber that ended its own
+             * connection with a close at the end of the run (goodbye) while
+             * it was still coming. */
+            CNT(t, undelivered, acked - c->next_seq + 1);
         else
             KCNT(t, c, lost, lost, acked - c->next_seq + 1);
     }

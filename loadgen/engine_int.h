@@ -31,6 +31,7 @@ enum { OP_CONNECT = 1, OP_SEND, OP_RECV, OP_IGNORE };
 #define CF_RESYNC   512u  /* after a gap: the next message sets next_seq again */
 #define CF_HAVEID   1024u /* SSE, WebSocket: last_id holds the last id received */
 #define CF_RESUMING 2048u /* reconnected asking for what it missed (scenario resume) */
+#define CF_BYE      4096u /* WebSocket: ended by us at the end of the run (goodbye) */
 #define HEAD_MAX    8192
 #define PLAIN_MAX   16384 /* one TLS record's plaintext */
 
