@@ -171,3 +171,34 @@ def ringload_catches_injected_loss_ws(t):
         check(ws["lost"] >= max(1, expected - 2), "WebSocket lost %r, expected about %r" % (ws["lost"], expected))
         eq(r["lost"], ws["lost"], "every loss is a WebSocket one")
         eq(ws["duplicated_or_reordered"], 0, "duplicated or reordered")
+
+
+@test(per_tier=False)
+def ringload_server_stall_shows_in_p999(t):
+    """The server stopped (SIGSTOP) for 1 s in the middle of the measured window: publishing is
+    open-loop and latency counts from each message's intended send time, so the stall shows up
+    in p99.9 and max (about 1 s), not hidden by a publisher that waited (coordinated omission);
+    and nothing is lost."""
+    import signal
+    check(os.access(RINGLOAD, os.X_OK), "build/ringload is missing: make build/ringload")
+    with t.server() as s, tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "r.json")
+        p = t.spawn(ringload_args(s, sse=100, channels=2, publishers=1, publish_rate=200,
+                                  warmup="0.5", duration=4, ramp=0, threads=2, json=out),
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # connect (~0.2 s), warm-up 0.5 s, then 1.5 s into the measured window
+        time.sleep(2.2)
+        s.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(1.0)
+        finally:
+            s.proc.send_signal(signal.SIGCONT)
+        text = p.communicate(timeout=40)[0].decode(errors="replace")
+        eq(p.returncode, 0, "ringload exit status; it said:\n" + text)
+        r = json.load(open(out))
+        lat = r["latency_ms"]
+        eq(r["lost"], 0, "lost")
+        check(lat["max"] >= 900, "max latency after a 1 s stall: %r" % lat)
+        check(lat["p99_9"] >= 800, "p99.9 %r ms after a 1 s stall (coordinated omission?)"
+              % lat["p99_9"])
+        check(lat["p50"] < 500, "p50 %r ms: most messages were not delayed" % lat["p50"])
