@@ -128,6 +128,9 @@ struct engine_thread {
      * and second k keeps what came meanwhile. */
     struct hist *sec[2];
     _Atomic uint64_t sec_done, sec_taken;
+    /* The thread's CPU time (s) when the measured window opened and closed,
+     * read by the main thread (pthread_getcpuclockid); -1 unknown. */
+    double cpu_mark[2];
     void *priv;
 };
 

@@ -237,6 +237,13 @@ static void mark(struct run *r, const struct opts *o, struct window_mark *m, int
     m->deliveries = SUM(r, deliveries);
     m->published = SUM(r, published);
     m->own_cpu = cpu_seconds();
+    for (int i = 0; i < r->nthreads; i++) {
+        clockid_t id;
+        struct timespec ts;
+        r->threads[i].cpu_mark[end] = -1;
+        if (pthread_getcpuclockid(r->threads[i].thread, &id) == 0 && clock_gettime(id, &ts) == 0)
+            r->threads[i].cpu_mark[end] = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    }
     if (o->server_pid && pid_ticks(o->server_pid, &a, &b) == 0) {
         *(end ? &m->server->user1 : &m->server->user0) = a;
         *(end ? &m->server->sys1 : &m->server->sys0) = b;
@@ -466,6 +473,15 @@ static void phases(struct run *r, const struct opts *o, struct result_samples *s
         smp->window_deliveries = w1.deliveries - w0.deliveries;
         smp->window_published = w1.published - w0.published;
         smp->own_cpu_window_s = w1.own_cpu - w0.own_cpu;
+        /* The busiest engine thread: one at ~100 % of a core is the limit,
+         * whatever the process' total says. */
+        smp->thread_busy_max_pct = -1;
+        for (int i = 0; i < r->nthreads && smp->window_s > 0; i++) {
+            const double *cm = r->threads[i].cpu_mark;
+            double pct = 100 * (cm[1] - cm[0]) / smp->window_s;
+            if (cm[0] >= 0 && cm[1] >= 0 && pct > smp->thread_busy_max_pct)
+                smp->thread_busy_max_pct = pct;
+        }
     } else {
         smp->server.valid = smp->machine.valid = 0; /* the window never closed */
     }

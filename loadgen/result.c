@@ -215,6 +215,15 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
     derive_memory(res);
     res->ringload_cpu_s = smp->own_cpu_s;
     res->ringload_cpu_window_s = smp->own_cpu_window_s;
+    res->ringload_thread_busy_max_pct = smp->window_s > 0 ? smp->thread_busy_max_pct : -1;
+    {
+        long usable = r->nthreads < smp->cpus ? r->nthreads : smp->cpus;
+        res->ringload_saturated =
+            smp->window_s <= 0 ? -1
+                               : (res->ringload_thread_busy_max_pct >= 90 ||
+                                  smp->own_cpu_window_s >=
+                                      0.9 * smp->window_s * (double)(usable > 0 ? usable : 1));
+    }
     res->server_cpu = smp->server;
     res->machine_cpu = smp->machine;
     res->machine_busy_pct = result_machine_busy_pct(res);
@@ -395,9 +404,12 @@ void result_print(const struct result *res, FILE *out)
             "%.1f s over %.1f s on %d threads%s\n",
             res->server_bytes_per_connection, res->ringload_bytes_per_client, res->ringload_cpu_s,
             res->wall_s, res->threads,
-            res->ringload_cpu_s > 0.9 * res->wall_s * res->threads
-                ? " (SATURATED: these figures are ringload's, not the server's)"
+            res->ringload_saturated == 1
+                ? " (SATURATED in the window: these figures are ringload's, not the server's)"
                 : "");
+    if (res->ringload_thread_busy_max_pct >= 0)
+        fprintf(out, "ringload: busiest thread %.0f%% of a CPU over the window\n",
+                res->ringload_thread_busy_max_pct);
     double cpu = result_server_cpu_us_per_delivery(res, 0);
     if (!isnan(cpu))
         fprintf(out,
@@ -566,6 +578,11 @@ static json_t *result_json(const struct result *res)
                                   "ringload_rss_after_ramp_kb",
                                   (json_int_t)res->own_rss_after_ramp_kb));
     json_object_set_new(o, "ringload_cpu_window_s", jreal(res->ringload_cpu_window_s));
+    json_object_set_new(o, "ringload_thread_busy_max_pct",
+                        jreal(res->ringload_thread_busy_max_pct));
+    json_object_set_new(o, "ringload_saturated",
+                        res->ringload_saturated < 0 ? json_null()
+                                                    : json_boolean(res->ringload_saturated));
     if (res->server_cpu.valid) {
         const struct result_ticks *t = &res->server_cpu;
         double tck = res->clk_tck > 0 ? (double)res->clk_tck : 100;
@@ -787,6 +804,10 @@ static void read_fields(struct result *res, json_t *o)
         get_long(m, "ringload_rss_after_ramp_kb", &res->own_rss_after_ramp_kb);
     }
     get_real(o, "ringload_cpu_window_s", &res->ringload_cpu_window_s);
+    res->ringload_thread_busy_max_pct = -1;
+    get_real(o, "ringload_thread_busy_max_pct", &res->ringload_thread_busy_max_pct);
+    json_t *sat = json_object_get(o, "ringload_saturated");
+    res->ringload_saturated = json_is_boolean(sat) ? json_is_true(sat) : -1;
     json_t *sc = json_object_get(o, "server_cpu");
     if (json_is_object(sc))
         get_ticks(sc, "user", "system", &res->server_cpu);
@@ -984,6 +1005,10 @@ int result_merge(struct result *dst, const struct result *src)
     /* CPU. */
     dst->ringload_cpu_s += src->ringload_cpu_s;
     dst->ringload_cpu_window_s += src->ringload_cpu_window_s;
+    if (src->ringload_thread_busy_max_pct > dst->ringload_thread_busy_max_pct)
+        dst->ringload_thread_busy_max_pct = src->ringload_thread_busy_max_pct;
+    if (src->ringload_saturated > dst->ringload_saturated)
+        dst->ringload_saturated = src->ringload_saturated; /* any process saturated */
     dst->wall_s = src->wall_s > dst->wall_s ? src->wall_s : dst->wall_s;
     if (dst->server_cpu.valid)
         merge_ticks(&dst->server_cpu, &src->server_cpu, shared);

@@ -59,6 +59,7 @@ struct result_samples {
     long server_rss_before_kb, server_rss_after_ramp_kb;
     long own_rss_before_kb, own_rss_after_ramp_kb;
     double own_cpu_s, own_cpu_window_s, wall_s, window_s;
+    double thread_busy_max_pct; /* the busiest engine thread over the window; -1 unknown */
     uint64_t window_deliveries, window_published;
     struct result_ticks server, machine;
     int server_died;
@@ -102,6 +103,11 @@ struct result {
     double server_bytes_per_connection, ringload_bytes_per_client;
     /* CPU. */
     double ringload_cpu_s, ringload_cpu_window_s, wall_s;
+    /* The busiest ringload thread's share of one CPU over the window (%),
+     * and whether ringload ran out of CPU then (a thread >= 90 %, or all of
+     * them together >= 90 % of the CPUs they could use); -1 unknown. */
+    double ringload_thread_busy_max_pct;
+    int ringload_saturated;
     struct result_ticks server_cpu, machine_cpu;
     double machine_busy_pct; /* -1 unknown; kept when raw ticks are not comparable */
     /* Outcome. */

@@ -81,6 +81,8 @@ static void sample(struct result *r, uint64_t scale)
     r->ringload_bytes_per_client = (double)(200 * 1024 / 102);
     r->ringload_cpu_s = 1.5;
     r->ringload_cpu_window_s = 1.25;
+    r->ringload_thread_busy_max_pct = 97.5;
+    r->ringload_saturated = 1;
     r->wall_s = 13.5;
     r->server_cpu = (struct result_ticks){1, 1000, 500, 1100, 560};
     r->machine_cpu = (struct result_ticks){1, 50000, 90000, 50900, 92000};
@@ -155,6 +157,8 @@ Test(result, json_round_trip)
     cr_assert_float_eq(b.server_bytes_per_connection, a.server_bytes_per_connection, 0.5);
     cr_assert_float_eq(b.ringload_bytes_per_client, a.ringload_bytes_per_client, 0.5);
     cr_assert_float_eq(b.ringload_cpu_window_s, 1.25, 1e-9);
+    cr_assert_float_eq(b.ringload_thread_busy_max_pct, 97.5, 1e-9);
+    cr_assert_eq(b.ringload_saturated, 1);
     cr_assert_eq(memcmp(&b.server_cpu, &a.server_cpu, sizeof(a.server_cpu)), 0);
     cr_assert_eq(memcmp(&b.machine_cpu, &a.machine_cpu, sizeof(a.machine_cpu)), 0);
     cr_assert_float_eq(result_server_cpu_us_per_delivery(&b, 0), 160.0 / 100 * 1e6 / 20000,
