@@ -178,6 +178,11 @@ uint64_t eng_acked(const struct run *r, uint32_t ch, uint64_t now)
     return atomic_load(&r->chan_acked[ch]);
 }
 
+void eng_ready(struct engine_thread *t, struct lclient *c, uint64_t now)
+{
+    hist_record(t->ready_lat[c->kind], now > c->tls_t0 ? now - c->tls_t0 : 0);
+}
+
 static uint64_t ud(int op, uint32_t i)
 {
     return ((uint64_t)op << 32) | i;
@@ -629,11 +634,13 @@ static void start_protocol(struct engine_thread *t, struct engine *e, struct lcl
         }
         c->state = S_STREAM;
         eng_arm_recv(e, c, i);
+        eng_ready(t, c, now);
         break;
     case K_LP: /* subscribed once asked: its first answer sets the baseline */
         c->state = S_STREAM;
         eng_arm_recv(e, c, i);
         proto_poll_request(t, e, c, i, now);
+        eng_ready(t, c, now);
         if (!c->attempts) /* else a reconnect: it asks with since as before */
             KCNT(t, c, subscribed, subscribed, 1);
         c->attempts = 0;
@@ -764,6 +771,7 @@ static void on_cqe(struct engine_thread *t, struct engine *e, struct io_uring_cq
             eng_fail_connect(t, c, res == -ECONNREFUSED ? &t->c.refused : &t->c.connect_failed);
             return;
         }
+        hist_record(t->connect_lat[c->kind], now > c->tls_t0 ? now - c->tls_t0 : 0);
         if (c->tls) { /* the ClientHello first; the protocol once it is done */
             c->state = S_HANDSHAKE;
             eng_arm_recv(e, c, i);
@@ -1122,6 +1130,9 @@ int engine_start(struct run *r, struct engine_thread *t)
         if (!t->sec[0] || !t->sec[1])
             return -ENOMEM;
     }
+    for (int kd = 0; kd < ENGINE_TLS_KINDS; kd++)
+        if (!(t->connect_lat[kd] = hist_new()) || !(t->ready_lat[kd] = hist_new()))
+            return -ENOMEM;
     if (r->tls) {
         e->plain = malloc(PLAIN_MAX);
         if (!e->plain)

@@ -116,6 +116,12 @@ struct engine_thread {
     /* TLS handshake times (TCP connect start to handshake done), ns, per
      * kind; NULL without TLS; read after join. */
     struct hist *tls_lat[ENGINE_TLS_KINDS];
+    /* Per kind (publishers at ENGINE_TLS_PUB), ns from the TCP connect's
+     * start: to the connect's completion, and to the client being ready (an
+     * SSE 200, a WebSocket 101, a long poll's first request out, a short
+     * poll's first answer, a publisher able to send); every connection
+     * counts, reconnects too. Read after join. */
+    struct hist *connect_lat[ENGINE_TLS_KINDS], *ready_lat[ENGINE_TLS_KINDS];
     /* The first handshake failure's description, set once by this thread
      * (tls_failed = 1 after it is written); read after join. */
     char tls_first_error[200];

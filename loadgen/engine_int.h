@@ -147,6 +147,9 @@ uint64_t eng_heap_next(const struct dueheap *h);
 /* The thread's generator: a uniform double in [0, 1), 64 random bits. */
 double eng_unif(struct engine *e);
 uint64_t eng_rnd(struct engine *e);
+/* c is ready (subscribed, or a publisher able to send): how long it took
+ * from its connect's start goes into the thread's ready_lat. */
+void eng_ready(struct engine_thread *t, struct lclient *c, uint64_t now);
 /* With churn: when subscribed c drops its connection next. */
 void eng_churn_later(struct engine_thread *t, struct engine *e, struct lclient *c, uint64_t now);
 

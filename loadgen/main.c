@@ -603,8 +603,11 @@ static int run_one(const struct scenario *full, const struct opts *o, struct res
         hist_free(r->threads[i].lat);
         hist_free(r->threads[i].sec[0]);
         hist_free(r->threads[i].sec[1]);
-        for (int k = 0; k < ENGINE_TLS_KINDS; k++)
+        for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
             hist_free(r->threads[i].tls_lat[k]);
+            hist_free(r->threads[i].connect_lat[k]);
+            hist_free(r->threads[i].ready_lat[k]);
+        }
     }
     free(r->threads);
     free((void *)r->chan_sent);

@@ -232,6 +232,7 @@ static void subscribed(struct engine_thread *t, struct lclient *c)
     c->attempts = 0;
     c->state = S_STREAM;
     c->flags |= CF_SUBBED;
+    eng_ready(t, c, now);
     eng_churn_later(t, e, c, now);
 }
 
@@ -521,9 +522,10 @@ void proto_ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *c
         free(c->rx); /* made again only for a frame split across reads */
         c->rx = NULL;
         c->rxlen = c->rxcap = 0;
-        if (c->kind == K_PUB)
+        if (c->kind == K_PUB) {
             c->state = S_STREAM; /* a WebSocket publisher: ready to send */
-        else
+            eng_ready(t, c, now);
+        } else
             subscribed(t, c);
     }
     ws_frames(t, e, c, i, p, n, now);
@@ -611,8 +613,10 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
         CNT(t, protocol_errors, 1);
     if ((c->flags & CF_SINCE) && (c->flags & CF_ANCHORED))
         c->acked_checked = c->acked_req;
-    if (history)
+    if (history) {
         KCNT(t, c, subscribed, subscribed, 1);
+        eng_ready(t, c, now);
+    }
     c->last_id = a.last_id;
     c->flags |= CF_SINCE;
 }

@@ -76,7 +76,8 @@ int result_init(struct result *res)
     if (!res->lat)
         return -ENOMEM;
     for (int k = 0; k < ENGINE_TLS_KINDS; k++)
-        if (!(res->tls[k].lat = hist_new())) {
+        if (!(res->tls[k].lat = hist_new()) || !(res->conn[k].connect = hist_new()) ||
+            !(res->conn[k].ready = hist_new())) {
             result_free(res);
             return -ENOMEM;
         }
@@ -94,7 +95,9 @@ void result_free(struct result *res)
     hist_free(res->lat);
     for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
         hist_free(res->tls[k].lat);
-        res->tls[k].lat = NULL;
+        hist_free(res->conn[k].connect);
+        hist_free(res->conn[k].ready);
+        res->tls[k].lat = res->conn[k].connect = res->conn[k].ready = NULL;
     }
     free(res->scenario);
     res->lat = NULL;
@@ -190,6 +193,12 @@ int result_from_run(struct result *res, const struct run *r, const struct scenar
         for (int i = 0; i < r->nthreads; i++)
             if (r->threads[i].tls_lat[k])
                 hist_merge(rt->lat, r->threads[i].tls_lat[k]);
+        for (int i = 0; i < r->nthreads; i++) {
+            if (r->threads[i].connect_lat[k])
+                hist_merge(res->conn[k].connect, r->threads[i].connect_lat[k]);
+            if (r->threads[i].ready_lat[k])
+                hist_merge(res->conn[k].ready, r->threads[i].ready_lat[k]);
+        }
     }
     for (int k = 0; k < ENGINE_TLS_REASONS; k++)
         res->tls_errors[k] = SUM(r, tls_errors[k]);
@@ -327,6 +336,23 @@ double result_p99_ms(const struct result *res)
 /* ---- the summary ----------------------------------------------------------------- */
 
 /* One line per kind that made TLS handshakes, and the failures by reason. */
+/* Per kind: how long connecting and getting ready took. */
+static void print_connect(const struct result *res, FILE *out)
+{
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        const struct result_conn *rc = &res->conn[k];
+        if (!hist_count(rc->connect))
+            continue;
+        fprintf(out,
+                "ringload: connect %-10s ms p50 %.3f p99 %.3f max %.3f; ready ms p50 %.3f p99 "
+                "%.3f max %.3f (%llu connections)\n",
+                tls_kind_name[k], pct_ms(rc->connect, 0.5), pct_ms(rc->connect, 0.99),
+                (double)hist_max(rc->connect) / 1e6, pct_ms(rc->ready, 0.5),
+                pct_ms(rc->ready, 0.99), (double)hist_max(rc->ready) / 1e6,
+                (unsigned long long)hist_count(rc->connect));
+    }
+}
+
 static void print_tls(const struct result *res, FILE *out)
 {
     for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
@@ -394,6 +420,7 @@ void result_print(const struct result *res, FILE *out)
                 (unsigned long long)res->reconnects, (unsigned long long)res->reconnect_failed,
                 (unsigned long long)res->churn_drops, (unsigned long long)res->missed_offline,
                 (unsigned long long)res->gap_skipped, (unsigned long long)res->ws_inflated);
+    print_connect(res, out);
     print_tls(res, out);
     fprintf(out, "ringload: latency ms (SSE, WebSocket, long poll):");
     for (size_t i = 0; i < ARRAY_SIZE(q); i++)
@@ -466,6 +493,14 @@ static json_t *hist_json(const struct hist *h)
     return j;
 }
 
+/* {"mean", "p50", "p99", "max", "count"} of a histogram, ms. */
+static json_t *ms_json(const struct hist *h)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:I}", "mean", jreal(hist_mean(h) / 1e6), "p50",
+                     jreal(pct_ms(h, 0.5)), "p99", jreal(pct_ms(h, 0.99)), "max",
+                     jreal((double)hist_max(h) / 1e6), "count", (json_int_t)hist_count(h));
+}
+
 /* "tls": per kind handshakes, failed, resumed, handshake times (ms, and the
  * histogram for merging), and failures by reason. */
 static json_t *tls_json(const struct result *res)
@@ -473,10 +508,7 @@ static json_t *tls_json(const struct result *res)
     json_t *kinds = json_object(), *errors = json_object();
     for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
         const struct result_tls *rt = &res->tls[k];
-        json_t *ms = json_pack(
-            "{s:o,s:o,s:o,s:o,s:I}", "mean", jreal(hist_mean(rt->lat) / 1e6), "p50",
-            jreal(pct_ms(rt->lat, 0.5)), "p99", jreal(pct_ms(rt->lat, 0.99)), "max",
-            jreal((double)hist_max(rt->lat) / 1e6), "count", (json_int_t)hist_count(rt->lat));
+        json_t *ms = ms_json(rt->lat);
         json_t *ko = json_pack("{s:I,s:I,s:I,s:o}", "handshakes", (json_int_t)rt->handshakes,
                                "failed", (json_int_t)rt->failed, "resumed", (json_int_t)rt->resumed,
                                "handshake_ms", ms);
@@ -488,6 +520,24 @@ static json_t *tls_json(const struct result *res)
     for (int k = TLS_ERR_NONE + 1; k < ENGINE_TLS_REASONS; k++)
         json_object_set_new(errors, engine_tls_reason_name(k), jint(res->tls_errors[k]));
     return json_pack("{s:o,s:o}", "kinds", kinds, "errors", errors);
+}
+
+/* "connect": per kind connect_ms and ready_ms, with their histograms. */
+static json_t *connect_json(const struct result *res)
+{
+    json_t *kinds = json_object();
+    for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
+        const struct result_conn *rc = &res->conn[k];
+        json_t *ko = json_pack("{s:o,s:o}", "connect_ms", ms_json(rc->connect), "ready_ms",
+                               ms_json(rc->ready));
+        json_t *h1 = hist_json(rc->connect), *h2 = hist_json(rc->ready);
+        if (h1)
+            json_object_set_new(ko, "connect_histogram", h1);
+        if (h2)
+            json_object_set_new(ko, "ready_histogram", h2);
+        json_object_set_new(kinds, tls_kind_name[k], ko);
+    }
+    return kinds;
 }
 
 static json_t *result_json(const struct result *res)
@@ -549,6 +599,7 @@ static json_t *result_json(const struct result *res)
                                   (json_int_t)res->missed_offline, "skipped_over_gaps",
                                   (json_int_t)res->gap_skipped));
     json_object_set_new(o, "tls", tls_json(res));
+    json_object_set_new(o, "connect", connect_json(res));
     json_t *lat = json_object();
     for (size_t i = 0; i < ARRAY_SIZE(q); i++)
         json_object_set_new(lat, qn[i], jreal(pct_ms(res->lat, q[i])));
@@ -686,6 +737,24 @@ static void get_ticks(json_t *o, const char *a, const char *b, struct result_tic
 }
 
 /* The "tls" object, when the file has one (older ones do not). */
+static void read_hist(struct hist *h, json_t *text)
+{
+    if (json_is_string(text) &&
+        hist_decode(h, json_string_value(text), json_string_length(text)) < 0)
+        hist_reset(h); /* a damaged one: no times rather than wrong ones */
+}
+
+static void read_connect(struct result *res, json_t *kinds)
+{
+    for (int k = 0; k < ENGINE_TLS_KINDS && json_is_object(kinds); k++) {
+        json_t *ko = json_object_get(kinds, tls_kind_name[k]);
+        if (!json_is_object(ko))
+            continue;
+        read_hist(res->conn[k].connect, json_object_get(ko, "connect_histogram"));
+        read_hist(res->conn[k].ready, json_object_get(ko, "ready_histogram"));
+    }
+}
+
 static void read_tls(struct result *res, json_t *tls)
 {
     json_t *kinds = json_object_get(tls, "kinds"), *errors = json_object_get(tls, "errors"), *h;
@@ -777,6 +846,7 @@ static void read_fields(struct result *res, json_t *o)
         get_u64(rc, "skipped_over_gaps", &res->gap_skipped);
     }
     read_tls(res, json_object_get(o, "tls"));
+    read_connect(res, json_object_get(o, "connect"));
     json_t *lat = json_object_get(o, "latency_ms");
     if (json_is_object(lat))
         get_real(lat, "p99", &res->lat_p99_ms_);
@@ -903,8 +973,11 @@ int result_merge(struct result *dst, const struct result *src)
     if (dst->merged == 0) {
         /* The first: take it whole, histogram and scenario copied. */
         struct hist *lat = dst->lat, *tls_lat[ENGINE_TLS_KINDS];
-        for (int k = 0; k < ENGINE_TLS_KINDS; k++)
+        struct result_conn conn[ENGINE_TLS_KINDS];
+        for (int k = 0; k < ENGINE_TLS_KINDS; k++) {
             tls_lat[k] = dst->tls[k].lat;
+            conn[k] = dst->conn[k];
+        }
         *dst = *src;
         dst->lat = lat;
         hist_reset(lat);
@@ -913,6 +986,11 @@ int result_merge(struct result *dst, const struct result *src)
             dst->tls[k].lat = tls_lat[k];
             hist_reset(tls_lat[k]);
             hist_merge(tls_lat[k], src->tls[k].lat);
+            dst->conn[k] = conn[k];
+            hist_reset(conn[k].connect);
+            hist_reset(conn[k].ready);
+            hist_merge(conn[k].connect, src->conn[k].connect);
+            hist_merge(conn[k].ready, src->conn[k].ready);
         }
         dst->scenario = src->scenario ? strdup(src->scenario) : NULL;
         dst->merged = src->merged ? src->merged : 1;
@@ -965,6 +1043,8 @@ int result_merge(struct result *dst, const struct result *src)
         dst->tls[k].failed += src->tls[k].failed;
         dst->tls[k].resumed += src->tls[k].resumed;
         hist_merge(dst->tls[k].lat, src->tls[k].lat);
+        hist_merge(dst->conn[k].connect, src->conn[k].connect);
+        hist_merge(dst->conn[k].ready, src->conn[k].ready);
     }
     for (int k = 0; k < ENGINE_TLS_REASONS; k++)
         dst->tls_errors[k] += src->tls_errors[k];

@@ -52,6 +52,13 @@ struct result_tls {
     struct hist *lat;
 };
 
+/* Connecting, per kind of client (as result_tls): ns from the TCP connect's
+ * start to its completion, and to the client being ready (see engine.h's
+ * ready_lat). Allocated by result_init. */
+struct result_conn {
+    struct hist *connect, *ready;
+};
+
 /* What main.c measures around the run, for result_from_run. rss in KB (-1:
  * unknown), cpu as cumulative ticks; machine user = busy, sys = total. */
 struct result_samples {
@@ -86,6 +93,7 @@ struct result {
     /* Reconnects (see engine.h) and permessage-deflate frames inflated. */
     uint64_t reconnects, reconnect_failed, churn_drops, missed_offline, gap_skipped, ws_inflated;
     struct result_tls tls[ENGINE_TLS_KINDS];
+    struct result_conn conn[ENGINE_TLS_KINDS];
     uint64_t tls_errors[ENGINE_TLS_REASONS]; /* failed handshakes by reason */
     int silent_publishers;                   /* the scenario publishes, yet nothing was published */
     uint64_t undelivered;                    /* late at the end of a cut-off drain (engine.h) */

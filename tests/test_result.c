@@ -187,6 +187,46 @@ Test(result, json_round_trip)
 }
 
 /* What ringload wrote before this module: same names, no new fields. */
+/* Connect and ready times per kind: written, read back, merged. */
+Test(result, connect_times_round_trip_and_merge)
+{
+    struct result a, b, m;
+    char err[512];
+    cr_assert_eq(result_init(&a), 0);
+    a.merged = 1;
+    for (int i = 1; i <= 50; i++) {
+        hist_record(a.conn[LK_WS].connect, (uint64_t)i * 10000); /* 0.01 .. 0.5 ms */
+        hist_record(a.conn[LK_WS].ready, (uint64_t)i * 20000);
+    }
+    hist_record(a.conn[ENGINE_TLS_PUB].connect, 7000000);
+    const char *path = tmp_path("conn.json");
+    cr_assert_eq(result_write(&a, path), 0);
+    cr_assert_eq(result_init(&b), 0);
+    cr_assert_eq(result_read(&b, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(hist_count(b.conn[LK_WS].connect), 50);
+    cr_assert_eq(hist_count(b.conn[LK_WS].ready), 50);
+    cr_assert_eq(hist_max(b.conn[LK_WS].ready), 1000000);
+    cr_assert_eq(hist_count(b.conn[ENGINE_TLS_PUB].connect), 1);
+    cr_assert_eq(hist_count(b.conn[LK_SSE].connect), 0);
+    FILE *f = fopen(path, "r");
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = 0;
+    fclose(f);
+    cr_assert(strstr(text, "\"connect\"") && strstr(text, "\"connect_ms\"") &&
+              strstr(text, "\"ready_ms\""));
+    cr_assert_eq(result_init(&m), 0);
+    cr_assert_eq(result_merge(&m, &a), 0);
+    cr_assert_eq(result_merge(&m, &b), 0);
+    cr_assert_eq(hist_count(m.conn[LK_WS].connect), 100);
+    cr_assert_eq(hist_count(m.conn[LK_WS].ready), 100);
+    cr_assert(m.conn[LK_WS].ready != a.conn[LK_WS].ready, "merge copies, never shares");
+    unlink(path);
+    result_free(&a);
+    result_free(&b);
+    result_free(&m);
+}
+
 /* TLS figures: written, read back, merged (counts add, handshake histograms merge). */
 Test(result, tls_round_trip_and_merge)
 {
