@@ -108,7 +108,7 @@ int nchanmsg_http_date(span_t s, uint64_t *secs)
     static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (!m || y < 1970 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || hh > 23 ||
-        mi > 59 || ss > 60)
+        mi > 59 || ss > 59) /* no leap seconds: time_t has none */
         return -1;
     int64_t days = days_from_civil(y, mo, d);
     if (memcmp(p, wdays + 3 * (days % 7), 3) != 0)

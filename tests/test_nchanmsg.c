@@ -158,6 +158,7 @@ static const struct date_case dates[] = {
     {"Tue, 23 Nov 2026 23:31:57 GMT", -1, 0}, /* wrong weekday */
     {"Mon, 23 Nov 2026 24:00:00 GMT", -1, 0},
     {"Mon, 23 Nov 2026 23:60:00 GMT", -1, 0},
+    {"Mon, 23 Nov 2026 23:31:60 GMT", -1, 0}, /* a leap second would not format back */
     {"Mon, 00 Nov 2026 23:31:57 GMT", -1, 0},
     {"Mon, 31 Nov 2026 23:31:57 GMT", -1, 0},
     {"Mon, 23 Nox 2026 23:31:57 GMT", -1, 0},
