@@ -143,16 +143,13 @@ def read_scenario(path):
 # table says "n/a" with the reason.
 PEER_KINDS = {
     'nchan': {
-        # WebSocket and long poll: ringload speaks nchan's dialects (ws_protocol = nchan:
-        # ws+meta.nchan frames; poll_protocol = nchan: If-Modified-Since/If-None-Match),
-        # which bench/run passes for PEER=nchan.
+        # WebSocket, long and short polls: ringload speaks nchan's dialects (ws_protocol =
+        # nchan: ws+meta.nchan frames; poll_protocol = nchan: one message per answer,
+        # If-Modified-Since/If-None-Match), which bench/run passes for PEER=nchan.
         'sse': None,
         'ws': None,
         'longpoll': None,
-        'poll': "nchan's short poll (`intervalpoll`) answers one message per request (or 304), so a "
-                "poller asking once per poll_interval falls behind any channel sent more than one "
-                "message per interval; ringload's short poller expects every held message in one answer "
-                "(poll_protocol = nchan is refused with poll > 0)",
+        'poll': None,
     },
     'node-ws': {
         'ws': None,

@@ -661,21 +661,37 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
     c->flags |= CF_SINCE;
 }
 
-/* One answer of nchan's long poll (poll_protocol = nchan), head h (through
- * its blank line) and body: 200 holds one message, its resume point in
- * Last-Modified and Etag, which must only grow; 304 (nothing newer) and 408
- * (the server's long-poll timeout) hold none. The first request, without
- * If-Modified-Since, waits for the next message (nchan.conf:
- * nchan_subscriber_first_message newest), which anchors the poller as a
- * ringcast long poll's first answer does. 0, or -1 for another status. */
+/* One answer of nchan's long or short poll (poll_protocol = nchan), head h
+ * (through its blank line) and body: 200 holds one message, its resume
+ * point in Last-Modified and Etag, which must only grow; 304 (nothing newer)
+ * and 408 (the server's long-poll timeout) hold none.
+ *
+ * Long poll: the first request, without If-Modified-Since, waits for the
+ * next message (nchan.conf: nchan_subscriber_first_message newest), which
+ * anchors the poller as a ringcast long poll's first answer does.
+ *
+ * Short poll: the first request gets the oldest message held (nchan.conf:
+ * first_message oldest on /poll), history that only anchors the poller after
+ * it when it is this run's, as poll_answer does; each later answer is the
+ * next message, so a poller behind walks forward one message per poll. Only
+ * a 304 says it holds everything, so only a 304 moves acked_checked (what the
+ * end-of-run check may require of it). 0, or -1 for another status. */
 static int nchan_answer(struct engine_thread *t, struct engine *e, struct lclient *c, span_t h,
                         span_t body, uint64_t now)
 {
-    if (h.len >= 12 && (memcmp(h.base + 8, " 304", 4) == 0 || memcmp(h.base + 8, " 408", 4) == 0) &&
-        memcmp(h.base, "HTTP/1.", 7) == 0)
-        return 0;
-    if (!status_ok(h.base, h.len))
+    int empty = h.len >= 12 && memcmp(h.base, "HTTP/1.", 7) == 0 &&
+                (memcmp(h.base + 8, " 304", 4) == 0 || memcmp(h.base + 8, " 408", 4) == 0);
+    if (!empty && !status_ok(h.base, h.len))
         return -1;
+    if (c->kind == K_POLL && !(c->flags & CF_HAVEID)) { /* its first answer */
+        c->flags |= CF_HAVEID;
+        KCNT(t, c, subscribed, subscribed, 1);
+    }
+    if (empty) {
+        if (c->kind == K_POLL && (c->flags & CF_ANCHORED))
+            c->acked_checked = c->acked_req;
+        return 0;
+    }
     uint64_t seq, tns, key;
     if (parse_payload(body, &seq, &tns) < 0) {
         CNT(t, protocol_errors, 1);
@@ -689,11 +705,18 @@ static int nchan_answer(struct engine_thread *t, struct engine *e, struct lclien
         c->last_id = key;
         c->flags |= CF_SINCE;
     }
+    if (c->kind == K_POLL && !(c->flags & CF_ANCHORED)) {
+        if (seq <= eng_announced(t->run, c->chan, now)) {
+            c->baseline = c->next_seq = seq + 1;
+            c->flags |= CF_ANCHORED;
+        }
+        return 0;
+    }
     if (!(c->flags & CF_ANCHORED)) {
         c->baseline = c->next_seq = seq;
         c->flags |= CF_ANCHORED;
     }
-    check_seq(t, e, c, seq, tns, seq + c->id_offset, now, 1);
+    check_seq(t, e, c, seq, tns, seq + c->id_offset, now, c->kind == K_LP);
     return 0;
 }
 
@@ -727,7 +750,7 @@ void proto_poll_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         if (!proto_next_response(c->rx + off, c->rxlen - off, &head, &body))
             break;
         span_t h = span_of(c->rx + off, head), b = span_of(c->rx + off + head, body);
-        if (t->run->sc.poll_nchan && c->kind == K_LP) {
+        if (t->run->sc.poll_nchan) {
             if (nchan_answer(t, e, c, h, b, now) < 0) {
                 CNT(t, bad_status, 1);
                 eng_kill_client(t, c, 0);

@@ -155,7 +155,7 @@ static const struct scenario_key keys[] = {
     ENUM("ws_protocol", ws_nchan, dialect_names, "ringcast",
          "what WebSocket subscribers speak: ringcast (ringcast.json) or nchan (ws+meta.nchan)"),
     ENUM("poll_protocol", poll_nchan, dialect_names, "ringcast",
-         "what long pollers speak: ringcast (since, JSON) or nchan (one message, Etag)"),
+         "what pollers speak: ringcast (since, JSON) or nchan (one message, Etag)"),
     ENUM("publish_via", publish_ws, via_names, "http",
          "http: POST to pub_url; ws: a WebSocket per publisher, its echo is the ack"),
     ENUM("publish_order", publish_order, order_names, "sequential",
@@ -1025,14 +1025,6 @@ int scenario_check(const struct scenario *s, char *err, size_t errlen)
         sc_err(err, errlen,
                "publish_via = ws cannot be checked with short pollers (poll = %u): a WebSocket "
                "publish has no answer saying every worker holds it",
-               s->poll);
-        return -EINVAL;
-    }
-    if (s->poll_nchan && s->poll) {
-        sc_err(err, errlen,
-               "poll_protocol = nchan is for long pollers only (poll = %u): nchan's short poll "
-               "answers one message per request, so a poller falls behind any channel sent more "
-               "than one message per poll_interval (use poll = 0)",
                s->poll);
         return -EINVAL;
     }

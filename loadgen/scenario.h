@@ -82,12 +82,12 @@
  *                                                            ids); nchan: for ws+meta.nchan
  *                                                            ("id: T:N", content-type, blank
  *                                                            line, body; nginx + nchan)
- * poll_protocol  enum        ringcast                        ringcast: long polls send since and
+ * poll_protocol  enum        ringcast                        ringcast: polls send since and
  *                                                            read JSON answers; nchan: one body
  *                                                            per answer, the next request sends
  *                                                            If-Modified-Since/If-None-Match from
  *                                                            its Last-Modified/Etag (304, 408:
- *                                                            nothing new); long polls only
+ *                                                            nothing new); long and short polls
  * publish_order enum        sequential                      sequential: a publisher sends to
  *                                                            its channels in turn; random: each
  *                                                            round visits every one of them once

@@ -820,7 +820,7 @@ Test(scenario, format_parses_back)
     cr_assert_eq(strlen(small), sizeof(small) - 1);
 }
 
-/* The nchan dialects: long polls only, no WebSocket publishers, no resume. */
+/* The nchan dialects: no WebSocket publishers, no resume. */
 Test(scenario, check_nchan_protocols)
 {
     struct scenario s;
@@ -831,9 +831,8 @@ Test(scenario, check_nchan_protocols)
     s.ws_nchan = 1;
     s.poll_nchan = 1;
     cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0, "%s", err);
-    s.poll = 1;
-    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
-    cr_assert_not_null(strstr(err, "poll_protocol = nchan is for long pollers only (poll = 1)"));
+    s.poll = 1; /* nchan's short poll too */
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0, "%s", err);
     s.poll = 0;
     s.publishers = s.channels;
     s.publish_ws = 1;
