@@ -672,8 +672,11 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
  *
  * Short poll: the first request gets the oldest message held (nchan.conf:
  * first_message oldest on /poll), history that only anchors the poller after
- * it when it is this run's, as poll_answer does; each later answer is the
- * next message, so a poller behind walks forward one message per poll. Only
+ * it when it is this run's, as poll_answer does; or a 304 when none is held,
+ * after which the first message that comes is new and anchors it, as a
+ * ringcast poller's first message after an empty first answer does. Each
+ * later answer is the next message, so a poller behind walks forward one
+ * message per poll. Only
  * a 304 says it holds everything, so only a 304 moves acked_checked (what the
  * end-of-run check may require of it). 0, or -1 for another status. */
 static int nchan_answer(struct engine_thread *t, struct engine *e, struct lclient *c, span_t h,
@@ -683,7 +686,8 @@ static int nchan_answer(struct engine_thread *t, struct engine *e, struct lclien
                 (memcmp(h.base + 8, " 304", 4) == 0 || memcmp(h.base + 8, " 408", 4) == 0);
     if (!empty && !status_ok(h.base, h.len))
         return -1;
-    if (c->kind == K_POLL && !(c->flags & CF_HAVEID)) { /* its first answer */
+    int history = c->kind == K_POLL && !(c->flags & CF_HAVEID);
+    if (history) { /* its first answer */
         c->flags |= CF_HAVEID;
         KCNT(t, c, subscribed, subscribed, 1);
     }
@@ -705,7 +709,7 @@ static int nchan_answer(struct engine_thread *t, struct engine *e, struct lclien
         c->last_id = key;
         c->flags |= CF_SINCE;
     }
-    if (c->kind == K_POLL && !(c->flags & CF_ANCHORED)) {
+    if (history) {
         if (seq <= eng_announced(t->run, c->chan, now)) {
             c->baseline = c->next_seq = seq + 1;
             c->flags |= CF_ANCHORED;
