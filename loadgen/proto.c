@@ -4,8 +4,12 @@
  * handshake, frames, pings, the close; a WebSocket publisher's echo), long
  * and short polls (requests, Content-Length answers, JSON messages), and the
  * delivery checks every kind shares (check_seq: loss, duplicates, order,
- * server ids in step, latency). The engine (engine.c) owns the sockets and
- * hands plaintext bytes here; nothing here touches io_uring but through it.
+ * server ids in step, latency). WebSocket and polls also speak nginx +
+ * nchan's dialects (scenario keys ws_protocol, poll_protocol = nchan; the
+ * formats are read by nchanmsg.c): the same checks on the same payloads,
+ * only the framing and the resume points differ. The engine (engine.c)
+ * owns the sockets and hands plaintext bytes here; nothing here touches
+ * io_uring but through it.
  * Which baseline each kind checks from is told in engine.c's header.
  */
 #include "engine_int.h"
