@@ -143,15 +143,13 @@ def read_scenario(path):
 # table says "n/a" with the reason.
 PEER_KINDS = {
     'nchan': {
+        # WebSocket, long and short polls: ringload speaks nchan's dialects (ws_protocol =
+        # nchan: ws+meta.nchan frames; poll_protocol = nchan: one message per answer,
+        # If-Modified-Since/If-None-Match), which bench/run passes for PEER=nchan.
         'sse': None,
-        'ws': "nchan's WebSocket subscriber answers ringload's `ringcast.json` subprotocol offer with an "
-              "empty `Sec-WebSocket-Protocol` and sends each message's bare body (no id); ringload's WebSocket "
-              "subscriber requires the subprotocol and `{\"id\",\"data\"}` frames",
-        'longpoll': "nchan's long poll answers one bare message per response and is resumed with "
-                    "`If-Modified-Since`/`If-None-Match` from its `Last-Modified`/`Etag`; ringload's long poller "
-                    "sends `?since=ID` and reads ringcast's JSON answer (`last_id`, `messages`)",
-        'poll': "nchan's short poll (`intervalpoll`) works like its long poll (one bare message or 304, "
-                "`If-Modified-Since`/`If-None-Match`); ringload's short poller sends `?since=ID` and reads a JSON answer",
+        'ws': None,
+        'longpoll': None,
+        'poll': None,
     },
     'node-ws': {
         'ws': None,
@@ -194,7 +192,8 @@ def peer_na(peer, conf, extra):
     kinds, eff = scenario_kinds(conf, extra)
     why = [f'{n:,} {k}: {PEER_KINDS[peer][k]}' for k, n in kinds.items() if n and PEER_KINDS[peer].get(k)]
     if eff.get('publish_via', 'http') == 'ws':
-        why.append('publish_via = ws: ringload takes its own message back on the WebSocket as the acknowledgement')
+        why.append('publish_via = ws: ringload takes its own message back on the WebSocket as the acknowledgement'
+                   + (' (a `ringcast.json` frame; nchan.conf publishes over HTTP only)' if peer == 'nchan' else ''))
     if eff.get('resume', 'none') != 'none' or eff.get('reconnect', 'off') != 'off':
         why.append('resume/reconnect: ringload resumes with `since` or decimal `Last-Event-ID`')
     pubs = int(eff.get('publishers', 1) or 0) if float(eff.get('publish_rate', '100') or 0) > 0 else 0

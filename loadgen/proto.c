@@ -4,8 +4,12 @@
  * handshake, frames, pings, the close; a WebSocket publisher's echo), long
  * and short polls (requests, Content-Length answers, JSON messages), and the
  * delivery checks every kind shares (check_seq: loss, duplicates, order,
- * server ids in step, latency). The engine (engine.c) owns the sockets and
- * hands plaintext bytes here; nothing here touches io_uring but through it.
+ * server ids in step, latency). WebSocket and polls also speak nginx +
+ * nchan's dialects (scenario keys ws_protocol, poll_protocol = nchan; the
+ * formats are read by nchanmsg.c): the same checks on the same payloads,
+ * only the framing and the resume points differ. The engine (engine.c)
+ * owns the sockets and hands plaintext bytes here; nothing here touches
+ * io_uring but through it.
  * Which baseline each kind checks from is told in engine.c's header.
  */
 #include "engine_int.h"
@@ -17,6 +21,7 @@
 #include <strings.h>
 
 #include "jsonmsg.h"
+#include "nchanmsg.h"
 #include "sseparse.h"
 #include "ws.h"
 
@@ -346,6 +351,15 @@ static span_t head_value(const char *h, size_t n, span_t name)
     return SPAN_NULL;
 }
 
+/* The subprotocol a WebSocket client asks for and requires: ringcast.json,
+ * or nchan's ws+meta.nchan for subscribers with ws_protocol = nchan (a
+ * WebSocket publisher's echo is read as ringcast.json; scenario_check
+ * refuses publish_via = ws with nchan). */
+static const char *ws_subprotocol(const struct scenario *sc, const struct lclient *c)
+{
+    return sc->ws_nchan && c->kind != K_PUB ? "ws+meta.nchan" : "ringcast.json";
+}
+
 void proto_start_ws(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i)
 {
     const struct scenario *sc = &t->run->sc;
@@ -361,8 +375,8 @@ void proto_start_ws(struct engine_thread *t, struct engine *e, struct lclient *c
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %.24s\r\n"
-                     "Sec-WebSocket-Protocol: ringcast.json\r\n%s\r\n",
-                     path, e->host_hdr, c->wskey,
+                     "Sec-WebSocket-Protocol: %s\r\n%s\r\n",
+                     path, e->host_hdr, c->wskey, ws_subprotocol(sc, c),
                      sc->ws_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
                                       "server_no_context_takeover; client_no_context_takeover\r\n"
                                     : "");
@@ -384,6 +398,27 @@ void proto_ws_control(struct engine *e, struct lclient *c, uint32_t i, int op, s
         eng_submit_send(e, c, i);
 }
 
+/* One ws+meta.nchan message to subscriber c: its body is ringload's
+ * payload, checked as any delivery; its id "TIME:TAG" must only grow, as
+ * SSE's "A:B" ids (on_event). 0, or -1 when it is not such a message. */
+static int nchan_ws_message(struct engine_thread *t, struct engine *e, struct lclient *c, span_t pl,
+                            uint64_t now)
+{
+    struct nchanmsg_meta m;
+    uint64_t seq, tns, key;
+    if (nchanmsg_ws_meta(pl, &m) < 0 || parse_payload(m.body, &seq, &tns) < 0)
+        return -1;
+    if (nchanmsg_id(m.id, &key) < 0 || ((c->flags & CF_HAVEID) && key <= c->last_id)) {
+        CNT(t, id_mismatch, 1);
+    } else {
+        c->last_id = key;
+        c->id_form = 2;
+        c->flags |= CF_HAVEID;
+    }
+    check_seq(t, e, c, seq, tns, seq + c->id_offset, now, 1);
+    return 0;
+}
+
 static void ws_frame_in(struct engine_thread *t, struct engine *e, struct lclient *c, uint32_t i,
                         const struct ws_frame *f, span_t pl, uint64_t now)
 {
@@ -400,6 +435,11 @@ static void ws_frame_in(struct engine_thread *t, struct engine *e, struct lclien
             if (wsdeflate_inflate(&e->z, NULL, pl, max, &pl) != 0)
                 break;
             CNT(t, ws_inflated, 1);
+        }
+        if (c->kind != K_PUB && t->run->sc.ws_nchan) {
+            if (nchan_ws_message(t, e, c, pl, now) == 0)
+                return;
+            break;
         }
         switch (jsonmsg_frame(pl, &m)) {
         case 0:
@@ -509,7 +549,8 @@ void proto_ws_bytes(struct engine_thread *t, struct engine *e, struct lclient *c
         int fresh = ext.len && memmem(ext.base, ext.len, "server_no_context_takeover", 26);
         if (ws_accept_key(span_of(c->wskey, sizeof(c->wskey)), want) < 0 ||
             !span_eq(acc, span_of(want, WS_ACCEPT_LEN)) ||
-            !span_eq(proto, SPAN_LIT("ringcast.json")) ||
+            !span_eq(proto, span_of(ws_subprotocol(&t->run->sc, c),
+                                    strlen(ws_subprotocol(&t->run->sc, c)))) ||
             (t->run->sc.ws_deflate ? !(deflate && fresh) : ext.len != 0)) {
             eng_fail_connect(t, c, &t->c.protocol_errors);
             return;
@@ -545,14 +586,21 @@ void proto_poll_request(struct engine_thread *t, struct engine *e, struct lclien
                         uint64_t now)
 {
     const struct scenario *sc = &t->run->sc;
-    char name[160], path[1200], since[48] = "", req[1700];
+    char name[160], path[1200], since[48] = "", cond[120] = "", req[1800];
     scenario_channel_name(sc, c->chan, name, sizeof(name));
     scenario_url_path(c->kind == K_POLL ? &sc->poll_url : &sc->sub_url, name, path, sizeof(path));
-    if (c->flags & CF_SINCE)
+    if ((c->flags & CF_SINCE) && sc->poll_nchan) {
+        /* nchan: the message after the one these name (see nchan_answer). */
+        char date[30];
+        nchanmsg_fmt_http_date(c->last_id >> 24, date);
+        snprintf(cond, sizeof(cond), "If-Modified-Since: %s\r\nIf-None-Match: %llu\r\n", date,
+                 (unsigned long long)(c->last_id & 0xffffff));
+    } else if (c->flags & CF_SINCE) {
         snprintf(since, sizeof(since), "%csince=%llu", strchr(path, '?') ? '&' : '?',
                  (unsigned long long)c->last_id);
-    int n = snprintf(req, sizeof(req), "GET %s%s HTTP/1.1\r\nHost: %s\r\n\r\n", path, since,
-                     c->kind == K_POLL ? e->poll_host_hdr : e->host_hdr);
+    }
+    int n = snprintf(req, sizeof(req), "GET %s%s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path, since,
+                     c->kind == K_POLL ? e->poll_host_hdr : e->host_hdr, cond);
     /* Read before sending: what is acknowledged now is in the server's
      * history when the request arrives, so the answer must hold it. */
     c->acked_req = eng_acked(t->run, c->chan, now);
@@ -621,6 +669,69 @@ static void poll_answer(struct engine_thread *t, struct engine *e, struct lclien
     c->flags |= CF_SINCE;
 }
 
+/* One answer of nchan's long or short poll (poll_protocol = nchan), head h
+ * (through its blank line) and body: 200 holds one message, its resume
+ * point in Last-Modified and Etag, which must only grow; 304 (nothing newer)
+ * and 408 (the server's long-poll timeout) hold none.
+ *
+ * Long poll: the first request, without If-Modified-Since, waits for the
+ * next message (nchan.conf: nchan_subscriber_first_message newest), which
+ * anchors the poller as a ringcast long poll's first answer does.
+ *
+ * Short poll: the first request gets the oldest message held (nchan.conf:
+ * first_message oldest on /poll), history that only anchors the poller after
+ * it when it is this run's, as poll_answer does; or a 304 when none is held,
+ * after which the first message that comes is new and anchors it, as a
+ * ringcast poller's first message after an empty first answer does. Each
+ * later answer is the next message, so a poller behind walks forward one
+ * message per poll. Only
+ * a 304 says it holds everything, so only a 304 moves acked_checked (what the
+ * end-of-run check may require of it). 0, or -1 for another status. */
+static int nchan_answer(struct engine_thread *t, struct engine *e, struct lclient *c, span_t h,
+                        span_t body, uint64_t now)
+{
+    int empty = h.len >= 12 && memcmp(h.base, "HTTP/1.", 7) == 0 &&
+                (memcmp(h.base + 8, " 304", 4) == 0 || memcmp(h.base + 8, " 408", 4) == 0);
+    if (!empty && !status_ok(h.base, h.len))
+        return -1;
+    int history = c->kind == K_POLL && !(c->flags & CF_HAVEID);
+    if (history) { /* its first answer */
+        c->flags |= CF_HAVEID;
+        KCNT(t, c, subscribed, subscribed, 1);
+    }
+    if (empty) {
+        if (c->kind == K_POLL && (c->flags & CF_ANCHORED))
+            c->acked_checked = c->acked_req;
+        return 0;
+    }
+    uint64_t seq, tns, key;
+    if (parse_payload(body, &seq, &tns) < 0) {
+        CNT(t, protocol_errors, 1);
+        return 0;
+    }
+    if (nchanmsg_poll_key(head_value(h.base, h.len, SPAN_LIT("Last-Modified")),
+                          head_value(h.base, h.len, SPAN_LIT("Etag")), &key) < 0 ||
+        ((c->flags & CF_SINCE) && key <= c->last_id)) {
+        CNT(t, id_mismatch, 1); /* no resume point, or one that went back */
+    } else {
+        c->last_id = key;
+        c->flags |= CF_SINCE;
+    }
+    if (history) {
+        if (seq <= eng_announced(t->run, c->chan, now)) {
+            c->baseline = c->next_seq = seq + 1;
+            c->flags |= CF_ANCHORED;
+        }
+        return 0;
+    }
+    if (!(c->flags & CF_ANCHORED)) {
+        c->baseline = c->next_seq = seq;
+        c->flags |= CF_ANCHORED;
+    }
+    check_seq(t, e, c, seq, tns, seq + c->id_offset, now, c->kind == K_LP);
+    return 0;
+}
+
 /* Frames the next Content-Length response in p[0..n): 1 with its head and
  * body lengths once all of it is in, else 0. */
 int proto_next_response(const char *p, size_t n, size_t *head, size_t *body)
@@ -650,15 +761,23 @@ void proto_poll_bytes(struct engine_thread *t, struct engine *e, struct lclient 
         size_t head, body;
         if (!proto_next_response(c->rx + off, c->rxlen - off, &head, &body))
             break;
-        if (!status_ok(c->rx + off, head)) {
+        span_t h = span_of(c->rx + off, head), b = span_of(c->rx + off + head, body);
+        if (t->run->sc.poll_nchan) {
+            if (nchan_answer(t, e, c, h, b, now) < 0) {
+                CNT(t, bad_status, 1);
+                eng_kill_client(t, c, 0);
+                return;
+            }
+        } else if (!status_ok(c->rx + off, head)) {
             if (c->kind == K_POLL && !(c->flags & CF_SINCE))
                 eng_fail_connect(t, c, &t->c.bad_status);
             else
                 CNT(t, bad_status, 1);
             eng_kill_client(t, c, 0);
             return;
+        } else {
+            poll_answer(t, e, c, b, now);
         }
-        poll_answer(t, e, c, span_of(c->rx + off + head, body), now);
         off += head + body;
         c->flags &= ~CF_WAITING;
         if (c->state != S_STREAM || e->closing)

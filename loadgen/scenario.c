@@ -53,6 +53,7 @@ static const char *const spread_names[] = {"round-robin", "random", "one", NULL}
 static const char *const resume_names[] = {"none", "last-event-id", "since", NULL};
 static const char *const onoff_names[] = {"off", "on", NULL};
 static const char *const via_names[] = {"http", "ws", NULL};
+static const char *const dialect_names[] = {"ringcast", "nchan", NULL};
 static const char *const order_names[] = {"sequential", "random", NULL};
 static const char *const role_names[] = {"both", "publish", "subscribe", NULL};
 static const char *const clock_names[] = {"monotonic", "realtime", NULL};
@@ -151,6 +152,10 @@ static const struct scenario_key keys[] = {
              "mean time a subscriber keeps its connection before reconnecting; 0 = forever"),
     ENUM("ws_deflate", ws_deflate, onoff_names, "off",
          "on: WebSocket subscribers offer permessage-deflate and require it"),
+    ENUM("ws_protocol", ws_nchan, dialect_names, "ringcast",
+         "what WebSocket subscribers speak: ringcast (ringcast.json) or nchan (ws+meta.nchan)"),
+    ENUM("poll_protocol", poll_nchan, dialect_names, "ringcast",
+         "what pollers speak: ringcast (since, JSON) or nchan (one message, Etag)"),
     ENUM("publish_via", publish_ws, via_names, "http",
          "http: POST to pub_url; ws: a WebSocket per publisher, its echo is the ack"),
     ENUM("publish_order", publish_order, order_names, "sequential",
@@ -1021,6 +1026,19 @@ int scenario_check(const struct scenario *s, char *err, size_t errlen)
                "publish_via = ws cannot be checked with short pollers (poll = %u): a WebSocket "
                "publish has no answer saying every worker holds it",
                s->poll);
+        return -EINVAL;
+    }
+    if (s->ws_nchan && s->publish_ws) {
+        sc_err(err, errlen,
+               "ws_protocol = nchan with publish_via = ws: a WebSocket publisher's acknowledgement "
+               "is its own ringcast.json message back (use publish_via = http)");
+        return -EINVAL;
+    }
+    if ((s->ws_nchan || s->poll_nchan) && s->resume != SCENARIO_RESUME_NONE) {
+        sc_err(err, errlen,
+               "resume = %s with ws_protocol or poll_protocol = nchan: ringload resumes with "
+               "ringcast's since or a decimal Last-Event-ID only (use resume = none)",
+               resume_names[s->resume]);
         return -EINVAL;
     }
     if (s->churn_ns && !s->reconnect) {

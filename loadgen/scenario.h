@@ -77,6 +77,17 @@
  *                                                            (needs reconnect = on) (0..24h)
  * ws_deflate     enum        off                             on: WebSocket subscribers offer
  *                                                            permessage-deflate and require it
+ * ws_protocol    enum        ringcast                        ringcast: WebSocket subscribers ask
+ *                                                            for ringcast.json (JSON frames with
+ *                                                            ids); nchan: for ws+meta.nchan
+ *                                                            ("id: T:N", content-type, blank
+ *                                                            line, body; nginx + nchan)
+ * poll_protocol  enum        ringcast                        ringcast: polls send since and
+ *                                                            read JSON answers; nchan: one body
+ *                                                            per answer, the next request sends
+ *                                                            If-Modified-Since/If-None-Match from
+ *                                                            its Last-Modified/Etag (304, 408:
+ *                                                            nothing new); long and short polls
  * publish_order enum        sequential                      sequential: a publisher sends to
  *                                                            its channels in turn; random: each
  *                                                            round visits every one of them once
@@ -183,6 +194,8 @@ struct scenario {
     uint64_t churn_ns; /* 0: subscribers keep their connection */
     int ws_deflate;    /* 0 off, 1 on */
     int publish_ws;    /* publish_via: 0 http, 1 ws */
+    int ws_nchan;      /* ws_protocol: 0 ringcast (ringcast.json), 1 nchan (ws+meta.nchan) */
+    int poll_nchan;    /* poll_protocol: 0 ringcast (since, JSON), 1 nchan (Etag) */
     int publish_order; /* enum scenario_order */
     /* Split runs: which side this process runs (enum scenario_role), the
      * clock of the send times in messages (enum scenario_clock), and when

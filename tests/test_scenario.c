@@ -102,6 +102,10 @@ static const struct good goods[] = {
     {"ws_deflate", "off", "off"},
     {"publish_via", "ws", "ws"},
     {"publish_via", "http", "http"},
+    {"ws_protocol", "nchan", "nchan"},
+    {"ws_protocol", "ringcast", "ringcast"},
+    {"poll_protocol", "nchan", "nchan"},
+    {"poll_protocol", "ringcast", "ringcast"},
     {"tls_ca", "certs/root ca.pem", "certs/root ca.pem"},
     {"tls_ca", "", ""},
     {"tls_insecure", "on", "on"},
@@ -264,6 +268,10 @@ static const struct bad bads[] = {
     {"churn", "-1", "from 0 to 24h"},
     {"ws_deflate", "yes", "expected off or on"},
     {"publish_via", "sse", "expected http or ws"},
+    {"ws_protocol", "ws+meta.nchan", "expected ringcast or nchan"},
+    {"ws_protocol", "", "expected ringcast or nchan"},
+    {"poll_protocol", "NCHAN", "expected ringcast or nchan"},
+    {"poll_protocol", "json", "expected ringcast or nchan"},
     {"tls_ca", "#ca.pem", "file name"},
     {"tls_insecure", "yes", "expected off or on"},
     {"src", "127.0.0.9-127.0.0.2", "the range is reversed: 127.0.0.9 is above 127.0.0.2"},
@@ -402,6 +410,8 @@ Test(scenario, defaults)
     cr_assert_eq(s.churn_ns, 0);
     cr_assert_eq(s.ws_deflate, 0);
     cr_assert_eq(s.publish_ws, 0);
+    cr_assert_eq(s.ws_nchan, 0);
+    cr_assert_eq(s.poll_nchan, 0);
     cr_assert_str_eq(s.tls_ca, "");
     cr_assert_eq(s.tls_insecure, 0);
     cr_assert_eq(s.has_src, 0);
@@ -773,6 +783,8 @@ Test(scenario, format_parses_back)
             {"churn", "90s"},
             {"ws-deflate", "on"},
             {"publish-via", "ws"},
+            {"ws-protocol", "nchan"},
+            {"poll-protocol", "nchan"},
             {"tls-ca", "ca.pem"},
             {"tls-insecure", "on"},
             {"src", "127.0.0.2-127.0.3.4"},
@@ -806,4 +818,36 @@ Test(scenario, format_parses_back)
     char small[10];
     cr_assert_eq(scenario_format(&s, small, sizeof(small)), n);
     cr_assert_eq(strlen(small), sizeof(small) - 1);
+}
+
+/* The nchan dialects: no WebSocket publishers, no resume. */
+Test(scenario, check_nchan_protocols)
+{
+    struct scenario s;
+    char err[SCENARIO_ERR_MAX];
+    scenario_init(&s);
+    s.ws = 10;
+    s.longpoll = 10;
+    s.ws_nchan = 1;
+    s.poll_nchan = 1;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0, "%s", err);
+    s.poll = 1; /* nchan's short poll too */
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0, "%s", err);
+    s.poll = 0;
+    s.publishers = s.channels;
+    s.publish_ws = 1;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
+    cr_assert_not_null(strstr(err, "ws_protocol = nchan with publish_via = ws"));
+    s.publish_ws = 0;
+    s.resume = SCENARIO_RESUME_SINCE;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
+    cr_assert_not_null(strstr(err, "resume = since with ws_protocol or poll_protocol = nchan"));
+    s.ws_nchan = 0;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), -EINVAL);
+    s.poll_nchan = 0;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0, "%s", err);
+    /* ringcast's dialect takes short pollers and WebSocket publishers as before. */
+    s.resume = SCENARIO_RESUME_NONE;
+    s.poll = 1;
+    cr_assert_eq(scenario_check(&s, err, sizeof(err)), 0, "%s", err);
 }

@@ -51,6 +51,7 @@ import test_ringload_reconnect  # noqa: E402,F401
 import test_ringload_results  # noqa: E402,F401
 import test_ringload_tls  # noqa: E402,F401
 import test_ringload_split  # noqa: E402,F401
+import test_ringload_nchan  # noqa: E402,F401
 import test_lifecycle  # noqa: E402,F401
 
 
