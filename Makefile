@@ -9,8 +9,9 @@
 #   make bench      install missing Debian packages, build, run every bench/scenarios/*.conf
 #                   (bench/run all: results/*.json, *.svg and the table in results/README.md)
 #   make bench-peers  install nginx + nchan and Node's ws too, then every ringcast/peer
-#                   comparison (bench/peers/run-all); on a box with systemd, installing
-#                   nginx also enables the system nginx on port 80: stop it if unwanted
+#                   comparison (bench/peers/run-all)
+#   Installing never starts a service: while apt-get runs, a policy-rc.d says no
+#   (Debian's nginx would otherwise start the system nginx on port 80)
 #   make deps       only install the Debian packages (as root; otherwise prints the command)
 #   make format     apply .clang-format
 
@@ -33,10 +34,11 @@ FUZZ_SECONDS ?= 20
 # What building and running needs; what the tests need on top.
 RUN_PKGS  := gcc make pkg-config liburing-dev libwolfssl-dev zlib1g-dev libjansson-dev
 TEST_PKGS := libcriterion-dev libhttp-parser-dev clang libclang-rt-14-dev python3 curl openssl \
-             python3-websockets nodejs node-ws
+             python3-websockets nodejs node-ws nginx-light libnginx-mod-nchan
 # What the benchmarks need on top of running (plots).
 BENCH_PKGS := gnuplot-nox python3
-# The peers bench/peers/run-all compares against (not needed by make bench).
+# The peers bench/peers/run-all compares against (not needed by make bench; the tests
+# need them too: ringload's nchan dialects are tested against the real nchan).
 PEER_PKGS  := nginx-light libnginx-mod-nchan nodejs node-ws
 
 LIB_SRCS   := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -143,7 +145,16 @@ install-pkgs:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing$$missing"; \
+	    nostart=""; \
+	    if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && \
+	      nostart=1; \
+	    fi; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	    rc=$$?; [ -z "$$nostart" ] || rm -f /usr/sbin/policy-rc.d; \
+	    case "$$missing" in *nginx*) echo "deps: nginx is for the tests and benchmarks only;" \
+	      "its system service was not started (the tests run their own nginx)";; esac; \
+	    [ $$rc = 0 ] || exit $$rc; \
 	  else \
 	    echo "deps: ringcast needs these Debian packages:$$missing"; \
 	    echo "deps: run as root: apt-get install -y$$missing"; exit 1; \
