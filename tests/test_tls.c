@@ -220,6 +220,17 @@ static void pair_open(struct pair *p, const char *cert, const char *key, const c
                  tls_error_name(tls_conn_error(p->c)), tls_conn_error_detail(p->c, d2, 200));
 }
 
+/* New connections in place of the pair's, handshake done: the client may
+ * resume the session the last one saved. */
+static void pair_reconnect(struct pair *p)
+{
+    tls_conn_free(p->c);
+    tls_conn_free(p->s);
+    p->s = tls_conn_new_server(p->srv);
+    p->c = tls_conn_new_client(p->cli, "localhost");
+    cr_assert_eq(handshake(p->s, p->c, 0), 0);
+}
+
 static void pair_close(struct pair *p)
 {
     tls_conn_free(p->s);
@@ -565,11 +576,7 @@ Test(tls, resumption_with_tickets)
         cr_assert_eq(tls_conn_resumed(p.s), 0);
         /* Some traffic after the handshake, as a real client has. */
         send_check(p.s, p.c, 10, 1, 0);
-        tls_conn_free(p.c);
-        tls_conn_free(p.s);
-        p.s = tls_conn_new_server(p.srv);
-        p.c = tls_conn_new_client(p.cli, "localhost");
-        cr_assert_eq(handshake(p.s, p.c, 0), 0);
+        pair_reconnect(&p);
         cr_assert_eq(tls_conn_resumed(p.s), 1, "TLS 1.%d: not resumed", v - 10);
         cr_assert_eq(tls_conn_resumed(p.c), 1);
         send_check(p.s, p.c, 1000, 2, 0);
@@ -754,11 +761,7 @@ Test(tls, client_detaches_and_still_resumes)
         cr_assert_eq(tls_conn_detached(p.c), 1, "TLS 1.%d: the client kept its WOLFSSL", v - 10);
         send_check(p.c, p.s, 3000, 3, 0);
         send_check(p.s, p.c, 20000, 5, 700);
-        tls_conn_free(p.c);
-        tls_conn_free(p.s);
-        p.s = tls_conn_new_server(p.srv);
-        p.c = tls_conn_new_client(p.cli, "localhost");
-        cr_assert_eq(handshake(p.s, p.c, 0), 0);
+        pair_reconnect(&p);
         cr_assert_eq(tls_conn_resumed(p.c), 1, "TLS 1.%d: not resumed", v - 10);
         cr_assert_eq(tls_conn_detached(p.c), 1);
         send_check(p.c, p.s, 100, 1, 0);

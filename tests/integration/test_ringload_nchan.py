@@ -14,6 +14,7 @@ import tempfile
 
 from harness import check, eq, test
 from test_ringload import RINGLOAD, ringload_args
+from test_ringload import run_ringload as run_ringload_args
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 COMMON = os.path.join(ROOT, "bench", "peers", "nchan-common.sh")
@@ -71,17 +72,12 @@ def need_nchan():
 
 
 def run_ringload(t, port, timeout=60, **keys):
+    """ringload against whatever listens on 127.0.0.1:port; (exit status, its output)."""
     class S:  # what ringload_args reads of a server
         pass
     s = S()
     s.port = port
-    p = t.spawn(ringload_args(s, **keys), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        text = p.communicate(timeout=timeout)[0].decode(errors="replace")
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
-    return p.returncode, text
+    return run_ringload_args(t, ringload_args(s, **keys), timeout=timeout)
 
 
 @test(per_tier=False, timeout=90.0)
